@@ -1,0 +1,193 @@
+"""The command line: `python -m moderation COMMAND` (the same commands run under `flask --app app`)."""
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import pandas as pd
+
+from . import corpora
+from .build import DEFAULT_CHECKS, Progress, build
+from .corpora import LABELS, DataError
+from .evaluation import evaluate
+from .registry import Registry, RegistryError
+from .report import metrics_table
+from .training import holdout_mask
+from .validation import InputError
+
+MAX_LINE_BYTES = 4 * 1024 * 1024
+
+
+def _registry() -> Registry:
+    """The registry in MODERATION_MODELS_DIR (default models/)."""
+    return Registry()
+
+
+def _fail_clearly(function):
+    """Turn the engine's refusals into a one-line error and exit status 1, never a traceback."""
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except (DataError, RegistryError, InputError) as error:
+            raise click.ClickException(str(error)) from None
+    wrapper.__name__ = function.__name__
+    wrapper.__doc__ = function.__doc__
+    return wrapper
+
+
+@click.group()
+def main():
+    """Palabre: score, train and manage comment-moderation models."""
+
+
+@main.command("train")
+@click.option("--data", "data", multiple=True, required=True, type=click.Path(path_type=Path),
+              help="A data file or folder; repeat for several.")
+@click.option("--activate", is_flag=True, help="Make the new version active if it passes the checks.")
+@click.option("--checks", type=click.Path(path_type=Path), default=DEFAULT_CHECKS, show_default=True,
+              help="Must-flag / must-pass list the model is checked against.")
+@_fail_clearly
+def train_command(data, activate, checks):
+    """Train a new model version from labelled data."""
+    registry = _registry()
+    built = build(list(data), registry, checks, Progress(lambda line: click.echo(line, err=True)))
+    click.echo(f"version {built.version}")
+    click.echo("\n".join(metrics_table(built.metadata["metrics"]["holdout"])))
+    for failure in (built.metadata.get("checks") or {}).get("failures", []):
+        click.echo(f"check failed: {failure['label']} should {failure['expect']} ({failure['case']}), "
+                   f"score {failure['score']} vs {failure['threshold']}: {failure['text'][:100]}", err=True)
+    click.echo(f"report: {registry.root / built.version / 'report.md'}")
+    if activate:
+        if not built.checks_passed:
+            raise click.ClickException(f"{built.version} failed checks from {checks}; not activated")
+        registry.activate(built.version)
+        click.echo(f"activated {built.version}")
+
+
+@main.command("evaluate")
+@click.option("--data", "data", multiple=True, required=True, type=click.Path(path_type=Path))
+@click.option("--model", "version", default=None, help="Version to evaluate (default: the active one).")
+@click.option("--split", type=click.Choice(["auto", "holdout", "all"]), default="auto", show_default=True,
+              help="auto: held-out rows of files the model was trained on, every row of other files.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+@_fail_clearly
+def evaluate_command(data, version, split, as_json):
+    """Per-label metrics of a model on labelled data."""
+    registry = _registry()
+    scorer = registry.load(version)
+    metadata = registry.verify(scorer.version)
+    trained_on = {entry["sha256"] for entry in metadata["training_data"]}
+    dataset = corpora.load(list(data))
+    parts, used = [], []
+    for source in dataset.sources:
+        rows = dataset.frame[dataset.frame["source"] == source.path].reset_index(drop=True)
+        only_holdout = split == "holdout" or (split == "auto" and source.sha256 in trained_on)
+        if only_holdout:
+            rows = rows[holdout_mask(rows)].reset_index(drop=True)
+        parts.append((source.path, rows))
+        used.append({"path": source.path, "format": source.format, "rows": len(rows), "split": "holdout" if only_holdout else "all"})
+    thresholds = {label: t.review for label, t in scorer.policy.thresholds.items()}
+    by_source = {path: evaluate(scorer.pipelines, thresholds, rows)[0] for path, rows in parts if len(rows)}
+    combined = pd.concat([rows for _, rows in parts], ignore_index=True)
+    if combined.empty:
+        raise click.ClickException("no rows to evaluate")
+    overall = evaluate(scorer.pipelines, thresholds, combined)[0]
+    if as_json:
+        click.echo(json.dumps({"model": scorer.version, "data": used, "metrics": overall, "by_source": by_source}, indent=2))
+        return
+    click.echo(f"model {scorer.version}")
+    for entry in used:
+        click.echo(f"  {entry['path']} ({entry['format']}): {entry['rows']} rows ({entry['split']})")
+    click.echo("\nall data\n" + "\n".join(metrics_table(overall)))
+    for path, metrics in by_source.items():
+        click.echo(f"\n{path}\n" + "\n".join(metrics_table(metrics)))
+
+
+@main.command("score")
+@click.option("--model", "version", default=None, help="Version to score with (default: the active one).")
+@_fail_clearly
+def score_command(version):
+    """Score JSON lines from stdin: {"id", "text", "article": {"title", "body"}} -> one JSON line each."""
+    scorer = _registry().load(version)
+    stdin, stdout = sys.stdin.buffer, sys.stdout
+    number = 0
+    while True:
+        line = stdin.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            break
+        number += 1
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            while (rest := stdin.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+                pass
+            result = {"id": None, "error": f"line {number} is longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB"}
+        else:
+            result = _score_line(scorer, line, number)
+        stdout.write(_dumps(result) + "\n")
+        stdout.flush()
+
+
+def _score_line(scorer, line: bytes, number: int) -> dict:
+    """One output record for one input line: scores, or an error that says what is wrong."""
+    try:
+        record = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        return {"id": None, "error": f"line {number} is not UTF-8 (byte {error.start})"}
+    except json.JSONDecodeError as error:
+        return {"id": None, "error": f"line {number} is not valid JSON: {error.msg} at column {error.colno}"}
+    if not isinstance(record, dict):
+        return {"id": None, "error": f"line {number} must be a JSON object, not {type(record).__name__}"}
+    identifier = record.get("id")
+    try:
+        return {"id": identifier, **scorer.score(record.get("text"), record.get("article"))}
+    except InputError as error:
+        return {"id": identifier, "error": str(error)}
+
+
+def _dumps(result: dict) -> str:
+    """Readable JSON; escaped if an echoed id holds characters UTF-8 cannot carry."""
+    text = json.dumps(result, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(result)
+    return text
+
+
+@main.group("models")
+def models_group():
+    """List, activate and roll back model versions."""
+
+
+@models_group.command("list")
+@_fail_clearly
+def models_list():
+    """Every version with its held-out PR-AUC and checks; * marks the active one."""
+    versions = _registry().versions()
+    if not versions:
+        click.echo("no model versions yet; train one with: python -m moderation train --data data --activate")
+        return
+    click.echo(f"  {'version':<20} {'created':<26} {'toxic PR-AUC':>12} {'off_topic PR-AUC':>16}  checks")
+    for metadata in versions:
+        holdout = metadata.get("metrics", {}).get("holdout", {})
+        scores = [str(holdout.get(label, {}).get("pr_auc", "-")) for label in LABELS]
+        checks = metadata.get("checks") or {}
+        passed = f"{checks['passed']}/{checks['total']}" if checks else "-"
+        marker = "*" if metadata["active"] else " "
+        click.echo(f"{marker} {metadata.get('version', '?'):<20} {metadata.get('created_at', '?'):<26} {scores[0]:>12} {scores[1]:>16}  {passed}")
+
+
+@models_group.command("activate")
+@click.argument("version")
+@_fail_clearly
+def models_activate(version):
+    """Make VERSION the active model (verified first)."""
+    _registry().activate(version)
+    click.echo(f"activated {version}")
+
+
+@models_group.command("rollback")
+@_fail_clearly
+def models_rollback():
+    """Re-activate the version that was active before the current one."""
+    click.echo(f"rolled back to {_registry().rollback()}")

@@ -1,0 +1,66 @@
+"""Measuring a model: per-label metrics on labelled rows, and the must-flag / must-pass checks."""
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from .corpora import LABELS
+from .training import examples
+
+
+def label_metrics(targets, probabilities, threshold: float) -> dict:
+    """ROC-AUC, PR-AUC, and precision/recall/F1 and confusion counts at the review threshold."""
+    targets = np.asarray(targets, dtype=int)
+    probabilities = np.asarray(probabilities, dtype=float)
+    flagged = probabilities >= threshold
+    tp = int((flagged & (targets == 1)).sum())
+    fp = int((flagged & (targets == 0)).sum())
+    fn = int((~flagged & (targets == 1)).sum())
+    tn = int((~flagged & (targets == 0)).sum())
+    both_classes = 0 < targets.sum() < len(targets)
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    return {
+        "rows": int(len(targets)),
+        "positives": int(targets.sum()),
+        "roc_auc": round(float(roc_auc_score(targets, probabilities)), 4) if both_classes else None,
+        "pr_auc": round(float(average_precision_score(targets, probabilities)), 4) if both_classes else None,
+        "threshold": threshold,
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+        "f1": round(2 * precision * recall / (precision + recall), 4) if precision + recall else 0.0,
+        "tp": tp, "fp": fp, "tn": tn, "fn": fn,
+    }
+
+
+def predict(pipelines: dict, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each label's probabilities for every row, with article and thread context as in production."""
+    rows = examples(frame)
+    return {label: pipelines[label].predict_proba(rows)[:, 1] for label in LABELS}
+
+
+def evaluate(pipelines: dict, thresholds: dict, frame: pd.DataFrame) -> tuple[dict, dict]:
+    """Metrics per label over the rows whose label is known, and the probabilities behind them."""
+    probabilities = predict(pipelines, frame)
+    metrics = {}
+    for label in LABELS:
+        known = frame[label].notna().to_numpy()
+        if known.any():
+            metrics[label] = label_metrics(frame.loc[known, label], probabilities[label][known], thresholds[label])
+    return metrics, probabilities
+
+
+def run_checks(scorer, checks: pd.DataFrame) -> list[dict]:
+    """Every check the scorer gets wrong, with its score and the threshold it was held to."""
+    failures = []
+    for row in checks.itertuples(index=False):
+        article = {"title": row.article_title, "body": row.article_body} if row.article_title or row.article_body else None
+        result = scorer.score(row.text, article)
+        threshold = scorer.policy.thresholds[row.label].review
+        flagged = result[row.label] >= threshold
+        if flagged != (row.expect == "flag"):
+            failures.append({
+                "text": row.text, "label": row.label, "expect": row.expect, "case": row.case,
+                "score": round(result[row.label], 4), "threshold": threshold,
+            })
+    return failures

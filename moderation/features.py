@@ -1,0 +1,177 @@
+"""The model's features: word and character TF-IDF of the comment, and its relevance to the article.
+
+Each transformer here is a scikit-learn step of the saved pipelines, and also exposes the
+per-comment arithmetic the fast scorer uses, so both paths compute the very same numbers.
+"""
+
+import math
+from collections import Counter
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from .text import PLACEHOLDERS, normalise_text
+
+TOKEN_PATTERN = r"(?u)\w+|[^\w\s]"
+CONTEXT_FEATURES = (
+    "has_article", "article_similarity", "article_similarity_sqrt",
+    "has_thread", "thread_similarity", "thread_similarity_sqrt",
+    "length", "very_short",
+)
+# Words shorter than this carry no topic ("le", "et", "lol"); longer ones are cut to a stem.
+_MIN_TOPIC_WORD = 3
+_STEM = 6
+
+
+class Normaliser(BaseEstimator, TransformerMixin):
+    """Turns raw (text, article, thread) rows into normalised strings."""
+
+    def fit(self, X, y=None):
+        """Stateless: nothing to learn."""
+        return self
+
+    def transform(self, X):
+        """Normalise each column of each row, normalising repeated articles only once."""
+        seen: dict[str, str] = {}
+        out = np.empty((len(X), 3), dtype=object)
+        for index, row in enumerate(X):
+            for column, value in enumerate(_as_row(row)):
+                if value not in seen:
+                    seen[value] = normalise_text(value)
+                out[index, column] = seen[value]
+        return out
+
+
+def _as_row(row) -> tuple[str, str, str]:
+    """A bare string is a comment with no article and no thread."""
+    if isinstance(row, str):
+        return row, "", ""
+    text, article, thread = (list(row) + ["", ""])[:3]
+    return text, article or "", thread or ""
+
+
+def make_examples(texts, articles=None, threads=None) -> list[tuple[str, str, str]]:
+    """Pipeline input rows from parallel sequences."""
+    count = len(texts)
+    articles = articles if articles is not None else [""] * count
+    threads = threads if threads is not None else [""] * count
+    return list(zip(texts, articles, threads))
+
+
+def word_ngrams(tokens: list[str], low: int, high: int):
+    """Yield (gram, first_token, last_token) for the word n-grams the vectorizer counts."""
+    for size in range(low, high + 1):
+        for first in range(len(tokens) - size + 1):
+            yield " ".join(tokens[first:first + size]), first, first + size - 1
+
+
+def char_wb_grams(word: str, low: int, high: int) -> list[str]:
+    """Character n-grams of one space-padded word, as scikit-learn's char_wb analyzer counts them."""
+    padded = f" {word} "
+    grams = []
+    for size in range(low, high + 1):
+        if size >= len(padded):
+            grams.append(padded)
+            break
+        grams.extend(padded[start:start + size] for start in range(len(padded) - size + 1))
+    return grams
+
+
+class TextFeatures(BaseEstimator, TransformerMixin):
+    """Word (1-2 grams) and accent-folded character (2-5 grams, within words) TF-IDF of the comment."""
+
+    def __init__(self, word_min_df=2, char_min_df=2, char_max_features=200_000):
+        self.word_min_df = word_min_df
+        self.char_min_df = char_min_df
+        self.char_max_features = char_max_features
+
+    def fit(self, X, y=None):
+        """Learn both vocabularies from the normalised comments."""
+        texts = _texts(X)
+        self.word_ = TfidfVectorizer(
+            lowercase=False, token_pattern=TOKEN_PATTERN, ngram_range=(1, 2),
+            min_df=self.word_min_df, sublinear_tf=True,
+        ).fit(texts)
+        self.char_ = TfidfVectorizer(
+            lowercase=False, analyzer="char_wb", ngram_range=(2, 5), min_df=self.char_min_df,
+            max_features=self.char_max_features, sublinear_tf=True,
+        ).fit(texts)
+        return self
+
+    def transform(self, X):
+        """Both TF-IDF blocks side by side."""
+        texts = _texts(X)
+        return sp.hstack([self.word_.transform(texts), self.char_.transform(texts)], format="csr")
+
+    def get_feature_names_out(self, input_features=None):
+        """Prefixed names, so a weight can be traced to its block."""
+        words = [f"word:{name}" for name in self.word_.get_feature_names_out()]
+        chars = [f"char:{name}" for name in self.char_.get_feature_names_out()]
+        return np.asarray(words + chars, dtype=object)
+
+
+def _texts(X):
+    """The comment column of normalised rows."""
+    return [row[0] for row in X]
+
+
+class ContextFeatures(BaseEstimator, TransformerMixin):
+    """How much a comment shares with its article and with the thread of accepted comments."""
+
+    def fit(self, X, y=None):
+        """Learn document frequencies of topic words over comments and their articles."""
+        documents = Counter()
+        articles = set()
+        for text, article, thread in X:
+            documents.update(set(topic_words(text)))
+            if article and article not in articles:
+                articles.add(article)
+                documents.update(set(topic_words(article)))
+        total = len(X) + len(articles)
+        self.idf_ = {word: math.log((1 + total) / (1 + count)) + 1 for word, count in documents.items()}
+        self.unseen_idf_ = math.log(1 + total) + 1
+        return self
+
+    def transform(self, X):
+        """One dense row of context features per comment."""
+        return np.array(
+            [self.row(text, self.vector(article), self.vector(thread)) for text, article, thread in X],
+            dtype=float,
+        ).reshape(len(X), len(CONTEXT_FEATURES))
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the context features."""
+        return np.asarray([f"context:{name}" for name in CONTEXT_FEATURES], dtype=object)
+
+    def vector(self, normalised: str) -> dict[str, float]:
+        """Unit-length TF-IDF vector of a normalised document's topic words."""
+        counts = Counter(topic_words(normalised))
+        weights = {word: (1 + math.log(count)) * self.idf_.get(word, self.unseen_idf_) for word, count in counts.items()}
+        norm = math.sqrt(sum(value * value for value in weights.values()))
+        return {word: value / norm for word, value in weights.items()} if norm else {}
+
+    def row(self, text: str, article: dict[str, float], thread: dict[str, float]) -> list[float]:
+        """The context features of one normalised comment against prepared article and thread vectors."""
+        comment = self.vector(text)
+        on_article = _cosine(comment, article)
+        on_thread = _cosine(comment, thread)
+        words = len(text.split())
+        return [
+            float(bool(article)), on_article, math.sqrt(on_article),
+            float(bool(thread)), on_thread, math.sqrt(on_thread),
+            math.log1p(words) / 4, float(words <= 3),
+        ]
+
+
+def topic_words(normalised: str) -> list[str]:
+    """Crudely stemmed content words: enough to see that "terroristes" and "terrorisme" agree."""
+    return [word[:_STEM] for word in normalised.split() if len(word) >= _MIN_TOPIC_WORD and word not in PLACEHOLDERS]
+
+
+def _cosine(left: dict[str, float], right: dict[str, float]) -> float:
+    """Cosine of two unit vectors stored as dicts."""
+    if len(left) > len(right):
+        left, right = right, left
+    return sum(value * right.get(word, 0.0) for word, value in left.items())

@@ -1,0 +1,184 @@
+"""Normalisation of French (and English) comment text, with a map back to the original characters.
+
+Features are computed on the normalised text; explanations must point into the text the
+moderator sees, so every normalised character remembers the original span it came from.
+"""
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+URL = "xurlx"
+EMAIL = "xemailx"
+MENTION = "xuserx"
+PHONE = "xphonex"
+NUMBER = "xnumx"
+PLACEHOLDERS = frozenset({URL, EMAIL, MENTION, PHONE, NUMBER})
+
+_SPECIAL = re.compile(
+    r"(?P<email>[\w.+-]+@[\w-]+(?:\.[\w-]+)+)"
+    r"|(?P<url>(?:https?://|www\.)\S+"
+    r"|\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|fr|ci|sn|ml|bf|cm|tg|bj|ne|gn|io|me|info|biz|xyz"
+    r"|bet|example|ly|co|app|tk|online|site|top)\b(?:/\S*)?)"
+    r"|(?P<mention>(?<!\w)@\w+)"
+    r"|(?P<phone>(?<!\w)\+?\d(?:[ .-]?\d){7,}(?!\w))"
+)
+_PLACEHOLDER = {"email": EMAIL, "url": URL, "mention": MENTION, "phone": PHONE}
+
+# Filler that obfuscators put inside a word ("enc*lé", "co_nnard", "Gbo^h").
+_INNER_JUNK = re.compile(r"(?<=[^\W\d_])[*_^~`|]+(?=[^\W\d_])")
+# Digits and symbols standing for letters between letters ("c0nn4rd", "s@lope", "ch!en").
+_LEET = re.compile(r"(?<=[^\W\d_])[013457@$!]+(?=[^\W\d_])")
+_LEET_MAP = str.maketrans("013457@$!", "oieastasi")
+# Three or more single letters split by spaces or punctuation ("s a l o p e", "p.u.t.e").
+_SPACED = re.compile(r"(?<!\w)[^\W\d_](?:[ .\-_*+|/]{1,2}[^\W\d_]){2,}(?!\w)")
+_SPACED_SEPARATORS = re.compile(r"[ .\-_*+|/]")
+_NUMBER = re.compile(r"(?<![^\W\d_])\d+(?![^\W\d_])")
+_REPEAT = re.compile(r"(.)\1{2,}")
+_NOT_WORD = re.compile(r"[^\w\s]")
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class Normalised:
+    """Normalised text plus, per character, the [start, end) span it covers in the original."""
+
+    text: str
+    starts: tuple[int, ...]
+    ends: tuple[int, ...]
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """Original-text span of the normalised slice [start, end)."""
+        return self.starts[start], max(self.ends[start:end])
+
+
+@lru_cache(maxsize=65536)
+def _fold_char(char: str) -> str:
+    """NFKC, case-fold and strip accents from one character; drop invisible ones."""
+    category = unicodedata.category(char)
+    if category in ("Cs", "Cf", "Co", "Cn", "Mn", "Me"):
+        return ""
+    if category[0] == "C" or category[0] == "Z":
+        return " "
+    folded = unicodedata.normalize("NFKC", char).casefold()
+    stripped = "".join(
+        c for c in unicodedata.normalize("NFD", folded) if unicodedata.category(c) not in ("Mn", "Me")
+    )
+    return "".join(_symbol_or_letter(c) for c in stripped)
+
+
+def _symbol_or_letter(char: str) -> str:
+    """Keep emoji and pictographs as words of their own; letters, digits and punctuation as they are."""
+    if unicodedata.category(char) == "So":
+        return f" {char} "
+    return char
+
+
+class _Builder:
+    """Accumulates normalised characters and their original spans."""
+
+    __slots__ = ("chars", "starts", "ends")
+
+    def __init__(self):
+        self.chars: list[str] = []
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+
+    def add(self, text: str, start: int, end: int) -> None:
+        """Append text that stands for the original span [start, end)."""
+        for char in text:
+            self.chars.append(char)
+            self.starts.append(start)
+            self.ends.append(end)
+
+
+def _first_pass(text: str) -> _Builder:
+    """Fold every character and replace URLs, e-mails, mentions and phone numbers by placeholders."""
+    out = _Builder()
+    position = 0
+    for match in _SPECIAL.finditer(text):
+        _fold_into(out, text, position, match.start())
+        out.add(f" {_PLACEHOLDER[match.lastgroup]} ", match.start(), match.end())
+        position = match.end()
+    _fold_into(out, text, position, len(text))
+    return out
+
+
+def _fold_into(out: _Builder, text: str, start: int, end: int) -> None:
+    """Fold the characters of text[start:end] into out."""
+    for index in range(start, end):
+        out.add(_fold_char(text[index]), index, index + 1)
+
+
+def _rewrite(current: _Builder, pattern: re.Pattern, replace) -> _Builder:
+    """Apply replace(match_text) to every match of pattern, keeping spans; untouched if no match."""
+    joined = "".join(current.chars)
+    matches = list(pattern.finditer(joined))
+    if not matches:
+        return current
+    out = _Builder()
+    position = 0
+    for match in matches:
+        _copy(current, out, position, match.start())
+        replacement = replace(match.group())
+        if len(replacement) == match.end() - match.start():
+            for offset, char in enumerate(replacement):
+                index = match.start() + offset
+                out.chars.append(char)
+                out.starts.append(current.starts[index])
+                out.ends.append(current.ends[index])
+        elif replacement:
+            out.add(replacement, current.starts[match.start()], max(current.ends[match.start():match.end()]))
+        position = match.end()
+    _copy(current, out, position, len(joined))
+    return out
+
+
+def _copy(source: _Builder, out: _Builder, start: int, end: int) -> None:
+    """Copy characters [start, end) with their spans."""
+    out.chars.extend(source.chars[start:end])
+    out.starts.extend(source.starts[start:end])
+    out.ends.extend(source.ends[start:end])
+
+
+def _squeeze(run: str) -> str:
+    """Keep two of a repeated character ("loooool" -> "lool"), enough to keep French double letters."""
+    return run[:2]
+
+
+def _join_spaced(run: str) -> str:
+    """Join single letters that were spaced out to dodge filters."""
+    return _SPACED_SEPARATORS.sub("", run)
+
+
+def _punctuation_to_space(char: str) -> str:
+    """Punctuation separates words; emoji stay, they carry meaning ("🐒" aimed at a person)."""
+    return char if unicodedata.category(char) == "So" else " "
+
+
+def _collapse_spaces(run: str) -> str:
+    """Runs of white space become one space."""
+    return " "
+
+
+def normalise(text: str) -> Normalised:
+    """Normalise a comment for feature extraction, keeping where each character came from."""
+    built = _first_pass(text)
+    built = _rewrite(built, _INNER_JUNK, lambda run: "")
+    built = _rewrite(built, _LEET, lambda run: run.translate(_LEET_MAP))
+    built = _rewrite(built, _SPACED, _join_spaced)
+    built = _rewrite(built, _NOT_WORD, _punctuation_to_space)
+    built = _rewrite(built, _NUMBER, lambda run: f" {NUMBER} ")
+    built = _rewrite(built, _REPEAT, _squeeze)
+    built = _rewrite(built, _SPACES, _collapse_spaces)
+    start = 1 if built.chars[:1] == [" "] else 0
+    end = len(built.chars) - (1 if len(built.chars) > start and built.chars[-1] == " " else 0)
+    return Normalised(
+        "".join(built.chars[start:end]), tuple(built.starts[start:end]), tuple(built.ends[start:end])
+    )
+
+
+def normalise_text(text: str) -> str:
+    """The normalised string alone (training and relevance need no spans)."""
+    return normalise(text).text

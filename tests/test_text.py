@@ -1,0 +1,70 @@
+"""Normalisation: what French comments look like after it, and that every character maps back."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from moderation.text import normalise, normalise_text
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("ÇA VA? Déjà été là", "ca va deja ete la"),
+        ("ﬁnance Ｍａｌｉ Straße", "finance mali strasse"),
+        ("loooooool mdrrrrr trooop", "lool mdrr troop"),
+        ("C0NN4RD", "connard"),
+        ("s@lope, b!tch", "salope bitch"),
+        ("s a l o p e", "salope"),
+        ("p.u.t.e et b-a-t-a-r-d", "pute et batard"),
+        ("enc*lé, co_nnard, Gbo^h", "encle connard gboh"),
+        ("va\u200bu\u200bri\u200fen", "vaurien"),
+        ("voir https://promo.example/x?a=1 ou www.gain.example", "voir xurlx ou xurlx"),
+        ("écris à gagnant@mail.example ou @Kader225", "ecris a xemailx ou xuserx"),
+        ("WhatsApp +225 07 00 00 00 00 maintenant", "whatsapp xphonex maintenant"),
+        ("En 2026, 3 morts", "en xnumx xnumx morts"),
+        ("le 1er et le G5", "le 1er et le g5"),
+        ("l'armée d’aujourd’hui", "l armee d aujourd hui"),
+        ("bravo 👏👏 🐒", "bravo 👏 👏 🐒"),
+    ],
+)
+def test_normalised_form(raw, expected):
+    assert normalise_text(raw) == expected
+
+
+def test_plain_words_and_single_letters_are_not_joined():
+    assert normalise_text("il y a un an") == "il y a un an"
+    assert normalise_text("c pa grave") == "c pa grave"
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "\x00\x01", "\u200b\u200f", "\ud800\udfff", "🙂" * 3])
+def test_empty_or_invisible_text_normalises_without_error(raw):
+    normalised = normalise(raw)
+    assert len(normalised.text) == len(normalised.starts) == len(normalised.ends)
+
+
+def test_spans_point_at_the_obfuscated_original():
+    raw = "Espèce de C0NN4RD!!"
+    normalised = normalise(raw)
+    start = normalised.text.index("connard")
+    begin, end = normalised.span(start, start + len("connard"))
+    assert raw[begin:end] == "C0NN4RD"
+
+
+def test_placeholder_span_covers_the_whole_url():
+    raw = "gagne vite sur https://bet.example/bonus maintenant"
+    normalised = normalise(raw)
+    start = normalised.text.index("xurlx")
+    begin, end = normalised.span(start, start + 5)
+    assert raw[begin:end] == "https://bet.example/bonus"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_any_unicode_normalises_and_maps_inside_the_original(raw):
+    normalised = normalise(raw)
+    assert normalised.text == normalised.text.strip()
+    assert "  " not in normalised.text
+    for start, end in zip(normalised.starts, normalised.ends):
+        assert 0 <= start < end <= len(raw)
+    normalised.text.encode("utf-8")
