@@ -123,10 +123,11 @@ def _read_jsonl(path: Path, content: str) -> pd.DataFrame:
             raise DataError(f"{path}: line {number} is not valid JSON ({error.msg})") from None
         if not isinstance(record, dict):
             raise DataError(f"{path}: line {number} is not a JSON object")
-        records.append({key: "" if value is None else value for key, value in record.items()})
+        records.append({key: "" if value is None else str(value) for key, value in record.items()})
     if not records:
         raise DataError(f"{path}: the file is empty")
-    return pd.DataFrame.from_records(records).fillna("").astype(object)
+    columns = list(dict.fromkeys(key for record in records for key in record))
+    return pd.DataFrame({column: [record.get(column, "") for record in records] for column in columns}, dtype=object)
 
 
 def _binary(values: pd.Series, column: str, path: Path) -> pd.Series:

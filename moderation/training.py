@@ -25,7 +25,7 @@ VALIDATION_SHARE = 0.2
 SOURCE_WEIGHTS = {"canonical": 1.0, "mlma": 0.25, "davidson": 0.1, "jigsaw": 0.25}
 THREAD_SIZE = 20
 CALIBRATION_FOLDS = 5
-REGULARISATION = {"toxic": 8.0, "off_topic": 4.0}
+REGULARISATION = {"toxic": 16.0, "off_topic": 8.0}
 # A comment clearly about its own story becomes an off-topic example when shown under another.
 MOVED_MIN_SIMILARITY = 0.2
 MOVED_WEIGHT = 0.5
@@ -93,7 +93,7 @@ def sample_weights(frame: pd.DataFrame, formats: dict[str, str]) -> np.ndarray:
 def _classifier(label: str, splits) -> CalibratedClassifierCV:
     """Logistic regression whose scores are made probabilities by sigmoid calibration."""
     return CalibratedClassifierCV(
-        LogisticRegression(C=REGULARISATION[label], max_iter=3000),
+        LogisticRegression(C=REGULARISATION[label], solver="liblinear", max_iter=1000),
         method="sigmoid", cv=splits, ensemble=False,
     )
 

@@ -73,6 +73,17 @@ def seed_page():
     return SEED.read_text(encoding="utf-8").splitlines()
 
 
+def resign(folder, **changes):
+    """Rewrite a version's metadata.json with changes, signed with the test key as the registry would."""
+    from moderation.registry import _signature
+
+    path = folder / "metadata.json"
+    metadata = json.loads(path.read_text())
+    metadata.update(changes)
+    metadata["signature"] = _signature(metadata, TEST_KEY.encode())
+    path.write_text(json.dumps(metadata))
+
+
 def json_lines(output: bytes) -> list[dict]:
     """Parse the CLI's JSON-lines output."""
     return [json.loads(line) for line in output.decode("utf-8").splitlines()]

@@ -1,0 +1,122 @@
+"""The command line as a user runs it: real subprocesses, real files, real stdin and stdout."""
+
+import json
+import shutil
+
+from .conftest import json_lines, resign, run_cli
+
+
+def test_train_reports_progress_version_metrics_and_report(trained):
+    models_dir, version, result = trained
+    err, out = result.stderr.decode(), result.stdout.decode()
+    assert "training rows" in err and "checks:" in err and "s]" in err
+    assert out.startswith(f"version {version}\n")
+    assert "| toxic |" in out and "| off_topic |" in out
+    folder = models_dir / version
+    for name in ("model.joblib", "metadata.json", "report.md", "pr_toxic.png", "scores_toxic.png", "pr_off_topic.png", "scores_off_topic.png"):
+        assert (folder / name).stat().st_size > 0, name
+    metadata = json.loads((folder / "metadata.json").read_text())
+    assert {entry["format"] for entry in metadata["training_data"]} == {"canonical"}
+    assert all(len(entry["sha256"]) == 64 and entry["rows"] > 0 for entry in metadata["training_data"])
+    assert set(metadata["metrics"]["holdout"]) == {"toxic", "off_topic"}
+    assert "scikit-learn" in metadata["libraries"] and len(metadata["model_sha256"]) == 64
+
+
+def test_score_writes_one_line_per_input_in_order(models_dir):
+    lines = [
+        {"id": "c1", "text": "Les patrouilles communes vont aider les villages.", "article": {"title": "Sahel", "body": "Patrouilles communes à la frontière."}},
+        {"id": 2, "text": "Espèce de C0NN4RD"},
+        {"text": "sans identifiant"},
+    ]
+    stdin = "\n".join(json.dumps(line, ensure_ascii=False) for line in lines).encode() + b"\n"
+    result = run_cli("score", models_dir=models_dir, stdin=stdin, check=True)
+    output = json_lines(result.stdout)
+    assert [record["id"] for record in output] == ["c1", 2, None]
+    for record in output:
+        assert {"toxic", "off_topic", "decision", "labels", "explanation", "model_version"} <= set(record)
+        assert record["decision"] in {"publish", "review", "reject"}
+    assert "toxic" in output[1]["labels"]
+
+
+def test_bad_lines_get_error_lines_and_their_neighbours_are_scored(models_dir):
+    good = json.dumps({"id": "ok", "text": "Bonne analyse du budget."}).encode()
+    bad_lines = [
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2]", "must be a JSON object"),
+        (json.dumps({"id": "e", "text": ""}).encode(), "'text' is empty"),
+        (json.dumps({"id": "n", "text": None}).encode(), "'text' is required"),
+        (json.dumps({"id": "t", "text": 12}).encode(), "must be a string"),
+        (b"\xff\xfe\x00binary\x80junk", "not UTF-8"),
+        (json.dumps({"id": "big", "text": "a" * 1_000_000}).encode(), "1,000,000 characters long"),
+        (json.dumps({"id": "nul", "text": "a\x00b"}).encode(), "NUL character"),
+        (b'{"id": "s", "text": "bad \\ud800 surrogate"}', "lone surrogate"),
+        (json.dumps({"id": "a", "text": "ok", "article": "titre"}).encode(), "'article' must be an object"),
+        (b"", "not valid JSON"),
+    ]
+    stdin = good + b"\n" + b"\n".join(line + b"\n" + good for line, _ in bad_lines) + b"\n"
+    result = run_cli("score", models_dir=models_dir, stdin=stdin)
+    assert result.returncode == 0, result.stderr.decode()
+    output = json_lines(result.stdout)
+    assert len(output) == 1 + 2 * len(bad_lines)
+    assert all(record["id"] == "ok" and "toxic" in record for record in output[0::2])
+    for record, (_, message) in zip(output[1::2], bad_lines):
+        assert message in record["error"], (message, record)
+
+
+def test_surrogate_id_is_echoed_without_breaking_the_output(models_dir):
+    result = run_cli("score", models_dir=models_dir, stdin=b'{"id": "\\udc80", "text": "bonjour"}\n', check=True)
+    assert json_lines(result.stdout)[0]["id"] == "\udc80"
+
+
+def test_score_without_a_model_says_how_to_train(tmp_path):
+    result = run_cli("score", models_dir=tmp_path, stdin=b'{"text": "bonjour"}\n')
+    assert result.returncode == 1
+    assert "python -m moderation train --data data --activate" in result.stderr.decode()
+    assert "Traceback" not in result.stderr.decode()
+
+
+def test_evaluate_uses_held_out_rows_of_training_files(models_dir):
+    result = run_cli("evaluate", "--data", "data", "--json", models_dir=models_dir, check=True)
+    report = json.loads(result.stdout)
+    assert {entry["split"] for entry in report["data"]} == {"holdout"}
+    for label in ("toxic", "off_topic"):
+        metrics = report["metrics"][label]
+        assert {"roc_auc", "pr_auc", "precision", "recall", "f1", "tp", "fp", "tn", "fn"} <= set(metrics)
+        assert metrics["tp"] + metrics["fp"] + metrics["tn"] + metrics["fn"] == metrics["rows"]
+        assert metrics["roc_auc"] > 0.8
+
+
+def test_evaluate_prints_a_table_for_people(models_dir):
+    result = run_cli("evaluate", "--data", "data/comments", models_dir=models_dir, check=True)
+    text = result.stdout.decode()
+    assert "| toxic |" in text and "(holdout)" in text
+
+
+def test_evaluate_on_a_new_file_uses_every_row(models_dir, tmp_path):
+    (tmp_path / "site.csv").write_text("text,toxic\nespèce d'idiot,1\nmerci pour l'article,0\n", encoding="utf-8")
+    report = json.loads(run_cli("evaluate", "--data", str(tmp_path / "site.csv"), "--json", models_dir=models_dir, check=True).stdout)
+    assert report["data"][0]["split"] == "all" and report["metrics"]["toxic"]["rows"] == 2
+
+
+def test_unreadable_data_is_refused_by_name(models_dir, tmp_path):
+    (tmp_path / "weird.csv").write_text("message,score\nsalut,1\n")
+    result = run_cli("train", "--data", str(tmp_path), models_dir=tmp_path / "m")
+    assert result.returncode == 1
+    assert "weird.csv" in result.stderr.decode() and "match no known format" in result.stderr.decode()
+
+
+def test_models_list_activate_rollback(trained, tmp_path):
+    models_dir, version, _ = trained
+    copy = tmp_path / "models"
+    shutil.copytree(models_dir, copy)
+    shutil.copytree(copy / version, copy / "20990101-000000")
+    resign(copy / "20990101-000000", version="20990101-000000")
+    assert f"* {version}" in run_cli("models", "list", models_dir=copy, check=True).stdout.decode()
+    assert run_cli("models", "activate", "20990101-000000", models_dir=copy, check=True).stdout.decode() == "activated 20990101-000000\n"
+    listing = run_cli("models", "list", models_dir=copy, check=True).stdout.decode()
+    assert "* 20990101-000000" in listing and f"  {version}" in listing
+    assert run_cli("models", "rollback", models_dir=copy, check=True).stdout.decode() == f"rolled back to {version}\n"
+    refused = run_cli("models", "activate", "no-such-version", models_dir=copy)
+    assert refused.returncode == 1 and "no model version 'no-such-version'" in refused.stderr.decode()
+    nothing = run_cli("models", "rollback", models_dir=copy)
+    assert nothing.returncode == 1 and "nothing to roll back to" in nothing.stderr.decode()

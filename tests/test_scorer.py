@@ -1,0 +1,146 @@
+"""The fast scorer: same numbers as the saved pipelines, explanations that point at the right words."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from moderation import corpora
+from moderation.build import DEFAULT_CHECKS
+from moderation.evaluation import run_checks
+from moderation.features import char_wb_grams
+from moderation.policy import PUBLISH, REVIEW
+from moderation.training import examples
+from moderation.validation import InputError
+
+ARTICLE = {
+    "title": "Sahel : le Niger et le Mali renforcent leur coopération militaire",
+    "body": "Les deux armées annoncent des patrouilles communes contre les groupes terroristes le long de la frontière.",
+}
+
+
+def pipeline_scores(scorer, text, article=None):
+    """What plain Pipeline.predict_proba says for the same input."""
+    article_text = "\n".join(v for v in (article or {}).values() if isinstance(v, str)).strip()
+    thread = "\n".join((article or {}).get("comments", []))
+    return {label: scorer.pipelines[label].predict_proba([(text, article_text, thread)])[0, 1] for label in ("toxic", "off_topic")}
+
+
+@pytest.mark.parametrize("text", [
+    "Les patrouilles communes, enfin une bonne nouvelle pour la frontière.",
+    "Espèce de C0NN4RD, retourne dormir",
+    "gagne 500000 FCFA/jour sur https://bet.example/bonus WhatsApp +225 07 00 00 00 00",
+    "😂😂😂", "12 34", "ok", "x" * 5000,
+])
+def test_fast_path_gives_the_pipeline_numbers(scorer, text):
+    for article in (None, ARTICLE, dict(ARTICLE, comments=["Bravo aux soldats", "La frontière est longue"])):
+        fast = scorer.score(text, article)
+        slow = pipeline_scores(scorer, text, article)
+        for label in slow:
+            assert fast[label] == pytest.approx(slow[label], abs=1e-9)
+
+
+def test_fast_path_matches_on_the_projects_own_comments(scorer):
+    frame = corpora.load(["data"]).frame.sample(150, random_state=3)
+    for text, article, thread in examples(frame):
+        parts = article.split("\n", 1) + [""]
+        fast = scorer.score(text, {"title": parts[0], "body": parts[1], "comments": thread.split("\n") if thread else []})
+        for label in ("toxic", "off_topic"):
+            slow = scorer.pipelines[label].predict_proba([(text, article, thread)])[0, 1]
+            assert fast[label] == pytest.approx(slow, abs=1e-9)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(min_size=1, max_size=200).filter(lambda t: t.strip() and "\x00" not in t))
+def test_fast_path_matches_on_arbitrary_unicode(scorer, text):
+    try:
+        fast = scorer.score(text)
+    except InputError:
+        return
+    slow = pipeline_scores(scorer, text)
+    assert fast["toxic"] == pytest.approx(slow["toxic"], abs=1e-9)
+    assert fast["off_topic"] == pytest.approx(slow["off_topic"], abs=1e-9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Zs", "Zl", "Zp", "Cc")), min_size=1, max_size=12))
+def test_char_grams_are_the_vectorizers_own(scorer, word):
+    analyzer = scorer.pipelines["toxic"].named_steps["features"].char_.build_analyzer()
+    assert sorted(char_wb_grams(word, 2, 5)) == sorted(analyzer(word))
+
+
+def test_output_has_the_documented_shape(scorer):
+    result = scorer.score("Espèce de C0NN4RD, retourne dormir", ARTICLE)
+    assert set(result) == {"toxic", "off_topic", "decision", "labels", "explanation", "model_version"}
+    assert 0 <= result["toxic"] <= 1 and 0 <= result["off_topic"] <= 1
+    assert set(result["explanation"]) == {"toxic", "off_topic"}
+    for terms in result["explanation"].values():
+        for term in terms:
+            assert set(term) == {"term", "weight", "spans"} and term["weight"] > 0
+
+
+def test_explanation_highlights_the_obfuscated_insult_where_it_was_written(scorer):
+    text = "Franchement, espèce de C0NN4RD!!"
+    result = scorer.score(text, ARTICLE)
+    assert "toxic" in result["labels"]
+    top = {term["term"]: term for term in result["explanation"]["toxic"]}
+    assert "connard" in top
+    assert [text[a:b] for a, b in top["connard"]["spans"]] == ["C0NN4RD"]
+
+
+def test_explanation_of_spam_points_at_the_link(scorer):
+    text = "Gagnez 50 000 F par jour ici https://gain-rapide.example/go"
+    result = scorer.score(text, ARTICLE)
+    assert "off_topic" in result["labels"]
+    link = next(term for term in result["explanation"]["off_topic"] if term["term"] == "xurlx")
+    assert [text[a:b] for a, b in link["spans"]] == ["https://gain-rapide.example/go"]
+
+
+def test_score_many_keeps_order_and_equals_single_scores(scorer):
+    items = [{"text": "Bravo aux soldats"}, "Espèce de C0NN4RD", {"text": "ok", "article": ARTICLE}]
+    many = scorer.score_many(items)
+    assert many[0] == scorer.score("Bravo aux soldats")
+    assert many[1] == scorer.score("Espèce de C0NN4RD")
+    assert many[2] == scorer.score("ok", ARTICLE)
+
+
+@pytest.mark.parametrize(("text", "article", "message"), [
+    (None, None, "'text' is required"),
+    (42, None, "'text' must be a string"),
+    ("   ", None, "'text' is empty"),
+    ("a" * 20_001, None, "20,001 characters long; the limit is 20,000"),
+    ("nul\x00byte", None, "NUL character at position 3"),
+    ("lone \ud800", None, r"lone surrogate \(U\+D800\) at position 5"),
+    ("ok", "article", "'article' must be an object"),
+    ("ok", {"title": 3}, "'article.title' must be a string"),
+    ("ok", {"comments": "x"}, "'article.comments' must be a list of strings"),
+])
+def test_bad_input_is_refused_with_the_reason(scorer, text, article, message):
+    with pytest.raises(InputError, match=message):
+        scorer.score(text, article)
+
+
+def test_the_trained_model_passes_every_check(scorer, trained):
+    checks = corpora.load_checks(DEFAULT_CHECKS)
+    failures = run_checks(scorer, checks)
+    assert failures == [], "\n".join(f"{f['label']} should {f['expect']}: {f['score']} {f['text']}" for f in failures)
+    assert len(checks) >= 100
+
+
+def seed_parts(lines):
+    """Title, body and reader comments of the seed page (the comments follow 'Infos à la une')."""
+    marker = lines.index("Infos à la une")
+    end = lines.index("Communiqués")
+    return lines[0], "\n".join(lines[1:marker]), lines[marker + 1:end]
+
+
+def test_seed_comments_are_scored_sensibly(scorer, seed_page):
+    title, body, comments = seed_parts(seed_page)
+    assert len(comments) == 3
+    article = {"title": title, "body": body}
+    jibe = next(c for c in comments if "Gbo" in c)
+    opinions = [c for c in comments if c is not jibe]
+    assert "off_topic" in scorer.score(jibe, article)["labels"]
+    assert scorer.score(jibe, article)["decision"] == REVIEW
+    for opinion in opinions:
+        result = scorer.score(opinion, article)
+        assert result["decision"] == PUBLISH, (opinion, result["toxic"], result["off_topic"])
