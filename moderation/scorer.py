@@ -8,7 +8,7 @@ n-gram and a few sums. The numbers are those of the saved pipelines (tests hold 
 
 import math
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from functools import lru_cache
 
 from .corpora import LABELS
@@ -21,6 +21,13 @@ EXPLANATION_TERMS = 5
 EXPLANATION_MIN_WEIGHT = 0.05
 RELEVANCE_TERM = "(article relevance)"
 LENGTH_TERM = "(length)"
+# Function words carry weight in n-grams ("les X sont des Y") but highlighting them tells a
+# moderator nothing; they still count in the score, they are only left out of explanations.
+FUNCTION_WORDS = frozenset(
+    "le la les l de des du d un une et ou a au aux en dans sur par pour avec ce cet cette ces c "
+    "se s qui que qu dont est sont etre ete ne n pas y "
+    "the a an of to in on and or is are was were be been it its this that these those with for as at by from".split()
+)
 _TOKEN = re.compile(TOKEN_PATTERN)
 _CHUNK = re.compile(r"\S+")
 _CONTEXT_GROUPS = {name: RELEVANCE_TERM for name in CONTEXT_FEATURES[:6]} | {name: LENGTH_TERM for name in CONTEXT_FEATURES[6:]}
@@ -61,9 +68,14 @@ class Scorer:
         normalised = normalise(text)
         decisions = [0.0, 0.0]
         per_token = [defaultdict(float), defaultdict(float)]
-        tokens = [(m.group(), m.start(), m.end()) for m in _TOKEN.finditer(normalised.text)]
-        self._add_block(decisions, per_token, _word_occurrences(tokens, self._word_range), self._words)
-        self._add_block(decisions, per_token, _char_occurrences(normalised.text, self._char_range), self._chars)
+        words = [(m.group(), m.start(), m.end()) for m in _TOKEN.finditer(normalised.text)]
+        chunks = [(m.group(), m.start(), m.end()) for m in _CHUNK.finditer(normalised.text)]
+        word_grams = list(word_ngrams([word[0] for word in words], *self._word_range))
+        char_grams = [char_wb_grams(chunk[0], *self._char_range) for chunk in chunks]
+        _add_block(decisions, per_token, words, _shares(word_grams, len(words)),
+                   Counter(gram for gram, _, _ in word_grams), self._words)
+        _add_block(decisions, per_token, chunks, [[(gram, 1.0) for gram in grams] for grams in char_grams],
+                   Counter(gram for grams in char_grams for gram in grams), self._chars)
         extra = self._add_context(decisions, normalised.text, article_text, thread_text)
         scores, weights = {}, {}
         for index, label in enumerate(LABELS):
@@ -87,31 +99,6 @@ class Scorer:
     def score_many(self, items) -> list[dict]:
         """Score many comments: items are dicts with "text" and optional "article", or plain strings."""
         return [self.score(item) if isinstance(item, str) else self.score(item.get("text"), item.get("article")) for item in items]
-
-    @staticmethod
-    def _add_block(decisions, per_token, occurrences, table):
-        """Add one L2-normalised TF-IDF block to both labels' decision values and token weights."""
-        found = []
-        squares = 0.0
-        for gram, places in occurrences.items():
-            entry = table.get(gram)
-            if entry is None:
-                continue
-            value = (1.0 + math.log(len(places))) * entry[0]
-            squares += value * value
-            found.append((value, entry, places))
-        if not squares:
-            return
-        norm = math.sqrt(squares)
-        for value, entry, places in found:
-            scaled = value / norm
-            for index in (0, 1):
-                contribution = scaled * entry[index + 1]
-                decisions[index] += contribution
-                share = contribution / len(places)
-                for place in places:
-                    for token in place:
-                        per_token[index][token] += share / len(place)
 
     def _add_context(self, decisions, text, article_text, thread_text) -> dict[str, float]:
         """Add the off-topic context features; return their contributions by explanation term."""
@@ -138,29 +125,53 @@ def _table(vectorizer, coefficients, offset) -> dict[str, tuple[float, float, fl
     return {gram: (idf[i], toxic[i], off_topic[i]) for gram, i in vectorizer.vocabulary_.items()}
 
 
-def _word_occurrences(tokens, ngram_range) -> dict[str, list[tuple]]:
-    """Each word n-gram with, per occurrence, the (start, end) of the tokens it covers."""
-    occurrences = defaultdict(list)
-    words = [token[0] for token in tokens]
-    for gram, first, last in word_ngrams(words, *ngram_range):
-        occurrences[gram].append(tuple((tokens[i][1], tokens[i][2]) for i in range(first, last + 1)))
-    return occurrences
+def _shares(grams, token_count: int) -> list[list[tuple[str, float]]]:
+    """Per token, the n-grams touching it and the share of each n-gram's weight it takes."""
+    per_token = [[] for _ in range(token_count)]
+    for gram, first, last in grams:
+        share = 1.0 / (last - first + 1)
+        for index in range(first, last + 1):
+            per_token[index].append((gram, share))
+    return per_token
 
 
-def _char_occurrences(text: str, ngram_range) -> dict[str, list[tuple]]:
-    """Each character n-gram with, per occurrence, the (start, end) of the word it lies in."""
-    occurrences = defaultdict(list)
-    for match in _CHUNK.finditer(text):
-        place = ((match.start(), match.end()),)
-        for gram in char_wb_grams(match.group(), *ngram_range):
-            occurrences[gram].append(place)
-    return occurrences
+def _add_block(decisions, per_token, tokens, grams_by_token, counts: Counter, table) -> None:
+    """Add one L2-normalised TF-IDF block to both labels' decisions and to each token's weight.
+
+    An n-gram counted n times has TF-IDF (1 + log n) * idf, L2-normalised over the block; each
+    occurrence carries 1/n of its contribution to the token(s) it covers.
+    """
+    unit = {}
+    squares = 0.0
+    for gram, count in counts.items():
+        entry = table.get(gram)
+        if entry is not None:
+            value = (1.0 + math.log(count)) * entry[0]
+            squares += value * value
+            unit[gram] = (value * entry[1] / count, value * entry[2] / count)
+    if not unit:
+        return
+    norm = math.sqrt(squares)
+    for (_, start, end), grams in zip(tokens, grams_by_token):
+        toxic = off_topic = 0.0
+        for gram, share in grams:
+            weights = unit.get(gram)
+            if weights is not None:
+                toxic += weights[0] * share
+                off_topic += weights[1] * share
+        if toxic or off_topic:
+            decisions[0] += toxic / norm
+            decisions[1] += off_topic / norm
+            per_token[0][(start, end)] += toxic / norm
+            per_token[1][(start, end)] += off_topic / norm
 
 
 def _explain(normalised, per_token, scale, extra) -> list[dict]:
     """The words (and context effects) that pushed a score up most, with spans in the original text."""
     by_term = defaultdict(lambda: [0.0, []])
     for (start, end), weight in per_token.items():
+        if normalised.text[start:end] in FUNCTION_WORDS:
+            continue
         entry = by_term[normalised.text[start:end]]
         entry[0] += weight * scale
         entry[1].append(list(normalised.span(start, end)))
