@@ -1,8 +1,8 @@
 """Training: from a canonical dataset to fitted pipelines, thresholds and held-out metrics.
 
 Rows are split by a hash of their article (or text), so the same rows are held out on every
-run and a refresh can compare models on the same ground. Thresholds are chosen on a second
-hashed split of the training rows, then the final model is fitted on all training rows.
+run and a refresh can compare models on the same ground. Thresholds are chosen on
+out-of-fold predictions (folds by article), then the final model is fitted on all training rows.
 """
 
 import hashlib
@@ -20,7 +20,7 @@ from .features import ContextFeatures, Normaliser, TextFeatures
 from .policy import LabelThresholds, Policy
 
 HOLDOUT_SHARE = 0.2
-VALIDATION_SHARE = 0.2
+THRESHOLD_FOLDS = 5
 # Keyword-collected tweets add vocabulary; at full weight they teach "politics = toxic".
 SOURCE_WEIGHTS = {"canonical": 1.0, "mlma": 0.25, "davidson": 0.1, "jigsaw": 0.25}
 THREAD_SIZE = 20
@@ -98,49 +98,78 @@ def _classifier(label: str, splits) -> CalibratedClassifierCV:
     )
 
 
-def _group_splits(groups: list[str], folds: int):
-    """Calibration folds that never put two copies of one text on both sides."""
-    fold_of = np.array([int(_fraction(group, "fold") * folds) for group in groups])
-    return [(np.flatnonzero(fold_of != k), np.flatnonzero(fold_of == k)) for k in range(folds) if (fold_of == k).any()]
+def _folds(keys: list[str], count: int, salt: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, test) index pairs that keep every key on one side."""
+    fold_of = np.array([int(_fraction(key, salt) * count) for key in keys])
+    return [(np.flatnonzero(fold_of != k), np.flatnonzero(fold_of == k)) for k in range(count) if (fold_of == k).any()]
+
+
+@dataclass
+class _Rows:
+    """One label's training rows: inputs, targets, weights, and the keys that keep copies together."""
+
+    inputs: list
+    targets: list = field(default_factory=list)
+    weights: list = field(default_factory=list)
+    texts: list = field(default_factory=list)
+    articles: list = field(default_factory=list)
+    realistic: list = field(default_factory=list)
+
+    def add(self, row, target, weight, article, realistic=True):
+        """Append one row; `realistic` rows are the ones thresholds are judged on."""
+        self.inputs.append(row)
+        self.targets.append(target)
+        self.weights.append(weight)
+        self.texts.append(row[0])
+        self.articles.append(article)
+        self.realistic.append(realistic)
 
 
 class _Design:
-    """Feature matrices and targets for one label, built once and reused for each fit."""
+    """One label's feature matrix, built once and reused for every fit."""
 
-    def __init__(self, label, rows, targets, weights, groups, transform):
+    def __init__(self, label: str, rows: _Rows, transform):
+        """Transform the rows once."""
         self.label = label
-        self.matrix = transform(rows)
-        self.targets = np.asarray(targets, dtype=int)
-        self.weights = np.asarray(weights, dtype=float)
-        self.groups = list(groups)
+        self.rows = rows
+        self.matrix = transform(rows.inputs)
+        self.targets = np.asarray(rows.targets, dtype=int)
+        self.weights = np.asarray(rows.weights, dtype=float)
 
-    def fit(self, mask=None) -> CalibratedClassifierCV:
-        """Fit the calibrated classifier on the selected rows."""
-        index = np.arange(len(self.targets)) if mask is None else np.flatnonzero(mask)
-        groups = [self.groups[i] for i in index]
-        classifier = _classifier(self.label, _group_splits(groups, CALIBRATION_FOLDS))
+    def fit(self, index=None) -> CalibratedClassifierCV:
+        """Fit the calibrated classifier on the given rows (all by default)."""
+        index = np.arange(len(self.targets)) if index is None else index
+        splits = _folds([self.rows.texts[i] for i in index], CALIBRATION_FOLDS, "calibration")
+        classifier = _classifier(self.label, splits)
         return classifier.fit(self.matrix[index], self.targets[index], sample_weight=self.weights[index])
 
+    def out_of_fold(self) -> np.ndarray:
+        """Each row's probability from a model that never saw its article."""
+        probabilities = np.zeros(len(self.targets))
+        for train_index, test_index in _folds(self.rows.articles, THRESHOLD_FOLDS, "threshold"):
+            probabilities[test_index] = self.fit(train_index).predict_proba(self.matrix[test_index])[:, 1]
+        return probabilities
 
-def _off_topic_rows(frame, rows, normalised, context: ContextFeatures):
+
+def _toxic_rows(frame: pd.DataFrame, rows, news: np.ndarray) -> _Rows:
+    """Toxic training rows: the comments alone; thresholds are judged on news comments."""
+    out = _Rows([])
+    for index, row in enumerate(rows):
+        out.add(row, frame["toxic"].iloc[index], frame["weight"].iloc[index], frame["group"].iloc[index], bool(news[index]))
+    return out
+
+
+def _off_topic_rows(frame: pd.DataFrame, rows, normalised, context: ContextFeatures) -> _Rows:
     """Off-topic training rows: each comment with full, article-only and no context, plus moved ones."""
-    out, targets, weights, groups = [], [], [], []
-    base = frame["off_topic"].to_numpy()
-    row_weights = frame["weight"].to_numpy()
+    out = _Rows([])
     for index, (text, article, thread) in enumerate(rows):
         variants = [(text, article, thread), (text, article, ""), (text, "", "")] if article else [(text, "", "")]
-        for variant in variants:
-            out.append(variant)
-            targets.append(base[index])
-            weights.append(row_weights[index] / len(variants))
-            groups.append(text)
-    moved = _moved_rows(frame, rows, normalised, context)
-    for variant in moved:
-        out.append(variant)
-        targets.append(1)
-        weights.append(MOVED_WEIGHT)
-        groups.append(variant[0])
-    return out, targets, weights, groups
+        for number, variant in enumerate(variants):
+            out.add(variant, frame["off_topic"].iloc[index], frame["weight"].iloc[index] / len(variants),
+                    frame["group"].iloc[index], realistic=number == 0)
+    for group, variant in _moved_rows(frame, rows, normalised, context):
+        out.add(variant, 1, MOVED_WEIGHT, group, realistic=False)
+    return out
 
 
 def _moved_rows(frame, rows, normalised, context: ContextFeatures):
@@ -165,15 +194,19 @@ def _moved_rows(frame, rows, normalised, context: ContextFeatures):
             continue
         others = [a for a in article_ids if a != own]
         other = others[int(_fraction(text, "moved") * len(others))]
-        moved.append((text, *by_article[other]))
+        moved.append((frame["group"].iloc[index], (text, *by_article[other])))
     return moved
 
 
 def _thresholds(targets, probabilities) -> tuple[float, float | None]:
-    """Review threshold with the best F1 on validation; a reject suggestion at 95% precision."""
+    """Review threshold in the middle of the near-best F1 plateau; a reject suggestion at 95% precision.
+
+    F1 is flat near its peak, so its arg-max alone jumps between runs; the median of the
+    thresholds within 0.01 of the best F1 is stable.
+    """
     precision, recall, cuts = precision_recall_curve(targets, probabilities)
     f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
-    review = float(cuts[int(np.argmax(f1))])
+    review = float(np.median(cuts[f1 >= f1.max() - 0.01]))
     confident = np.flatnonzero((precision[:-1] >= 0.95) & (recall[:-1] > 0))
     reject = float(cuts[confident[0]]) if len(confident) else None
     return round(review, 4), None if reject is None else round(max(reject, review), 4)
@@ -184,42 +217,32 @@ def train(dataset: Dataset, progress=lambda message: None) -> TrainedModel:
     formats = {source.path: source.format for source in dataset.sources}
     frame = dataset.frame[~holdout_mask(dataset.frame)].reset_index(drop=True)
     frame["weight"] = sample_weights(frame, formats)
+    frame["group"] = frame["source"] + "|" + group_keys(frame)
     progress(f"{len(frame)} training rows ({len(dataset.frame) - len(frame)} held out)")
     rows = examples(frame)
     normaliser = Normaliser()
     normalised = normaliser.transform(rows)
-    progress("normalised the text")
-
     text_features = TextFeatures().fit(normalised)
     context_features = ContextFeatures().fit(normalised)
-    union = FeatureUnion([("text", text_features), ("context", context_features)])
     progress(f"vocabulary: {len(text_features.word_.vocabulary_)} words, {len(text_features.char_.vocabulary_)} character n-grams")
-    feature_steps = {"toxic": text_features, "off_topic": union}
-    validation = (group_keys(frame).map(lambda key: _fraction(key, "validation") < VALIDATION_SHARE)).to_numpy(bool)
+    feature_steps = {"toxic": text_features, "off_topic": FeatureUnion([("text", text_features), ("context", context_features)])}
+    # Thresholds are judged on news comments when there are any, not on keyword-collected tweets.
+    news = (frame["source"].map(formats) == "canonical").to_numpy()
 
     pipelines, thresholds, suggestions = {}, {}, {}
     for label in LABELS:
         known = frame[label].notna().to_numpy()
+        subset = frame[known].reset_index(drop=True)
+        subset_rows = [rows[i] for i in np.flatnonzero(known)]
         if label == "toxic":
-            design_rows = [rows[i] for i in np.flatnonzero(known)]
-            targets = frame.loc[known, label].to_numpy()
-            weights = frame.loc[known, "weight"].to_numpy()
-            groups = frame.loc[known, "text"].tolist()
-            is_validation = validation[known]
+            label_rows = _toxic_rows(subset, subset_rows, news[known])
         else:
-            subset = frame[known].reset_index(drop=True)
-            subset_rows = [rows[i] for i in np.flatnonzero(known)]
-            design_rows, targets, weights, groups = _off_topic_rows(subset, subset_rows, normalised[known], context_features)
-            validation_texts = set(subset.loc[validation[known], "text"])
-            is_validation = np.array([group in validation_texts for group in groups])
-        transform = lambda batch, steps=feature_steps[label]: steps.transform(normaliser.transform(batch))
-        design = _Design(label, design_rows, targets, weights, groups, transform)
-        probe = design.fit(~is_validation)
-        probabilities = probe.predict_proba(design.matrix[is_validation])[:, 1]
-        review, reject = _thresholds(design.targets[is_validation], probabilities)
+            label_rows = _off_topic_rows(subset, subset_rows, normalised[known], context_features)
+        steps = feature_steps[label]
+        design = _Design(label, label_rows, lambda batch, steps=steps: steps.transform(normaliser.transform(batch)))
+        judged = np.asarray(label_rows.realistic) if any(label_rows.realistic) else np.ones(len(design.targets), bool)
+        review, suggestions[label] = _thresholds(design.targets[judged], design.out_of_fold()[judged])
         thresholds[label] = LabelThresholds(review)
-        suggestions[label] = reject
-        classifier = design.fit()
-        pipelines[label] = Pipeline([("normalise", normaliser), ("features", feature_steps[label]), ("classifier", classifier)])
+        pipelines[label] = Pipeline([("normalise", normaliser), ("features", steps), ("classifier", design.fit())])
         progress(f"{label}: fitted on {len(design.targets)} rows, review threshold {review}")
     return TrainedModel(pipelines, Policy(thresholds), suggestions)
