@@ -49,7 +49,7 @@ def plot_histogram(path: Path, label: str, targets, probabilities, threshold: fl
     axes.hist(probabilities[targets == 0], bins=bins, alpha=0.6, color="#27ae60", label=f"not {label}")
     axes.hist(probabilities[targets == 1], bins=bins, alpha=0.6, color="#c0392b", label=label)
     axes.axvline(threshold, color="black", linestyle="--", linewidth=1, label="review threshold")
-    axes.set(xlabel="score", ylabel="comments", title=f"{label}: scores by true class (held out)")
+    axes.set(xlabel="score", ylabel="comments (log scale)", yscale="log", title=f"{label}: scores by true class (held out)")
     axes.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=100)

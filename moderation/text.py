@@ -16,14 +16,17 @@ PHONE = "xphonex"
 NUMBER = "xnumx"
 PLACEHOLDERS = frozenset({URL, EMAIL, MENTION, PHONE, NUMBER})
 
+# Possessive quantifiers and start-of-token lookbehinds keep this linear on long comments.
 _SPECIAL = re.compile(
-    r"(?P<email>[\w.+-]+@[\w-]+(?:\.[\w-]+)+)"
-    r"|(?P<url>(?:https?://|www\.)\S+"
-    r"|\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|fr|ci|sn|ml|bf|cm|tg|bj|ne|gn|io|me|info|biz|xyz"
-    r"|bet|example|ly|co|app|tk|online|site|top)\b(?:/\S*)?)"
-    r"|(?P<mention>(?<!\w)@\w+)"
-    r"|(?P<phone>(?<!\w)\+?\d(?:[ .-]?\d){7,}(?!\w))"
+    r"(?P<email>(?<![\w.+-])[\w.+-]++@[\w-]++(?:\.[\w-]++)++)"
+    r"|(?P<url>(?:https?://|www\.)\S++"
+    r"|(?<![\w.-])(?:[\w-]++\.)++(?:com|net|org|fr|ci|sn|ml|bf|cm|tg|bj|ne|gn|io|me|info|biz|xyz"
+    r"|bet|example|ly|co|app|tk|online|site|top)\b(?:/\S*+)?)"
+    r"|(?P<mention>(?<!\w)@\w++)"
+    r"|(?P<phone>(?<![\w+])\+?\d(?:[ .-]?\d){7,}(?!\w))"
 )
+# Every placeholder needs one of these; most comments have none and skip the costly search.
+_MAYBE_SPECIAL = re.compile(r"[@/]|\.\w|\d")
 _PLACEHOLDER = {"email": EMAIL, "url": URL, "mention": MENTION, "phone": PHONE}
 
 # Filler that obfuscators put inside a word ("enc*lé", "co_nnard", "Gbo^h").
@@ -37,7 +40,7 @@ _SPACED_SEPARATORS = re.compile(r"[ .\-_*+|/]")
 _NUMBER = re.compile(r"(?<![^\W\d_])\d+(?![^\W\d_])")
 _REPEAT = re.compile(r"(.)\1{2,}")
 _NOT_WORD = re.compile(r"[^\w\s]")
-_SPACES = re.compile(r"\s+")
+_SPACES = re.compile(r" {2,}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +81,19 @@ def _symbol_or_letter(char: str) -> str:
 class _Builder:
     """Accumulates normalised characters and their original spans."""
 
-    __slots__ = ("chars", "starts", "ends")
+    __slots__ = ("chars", "starts", "ends", "_text")
 
     def __init__(self):
         self.chars: list[str] = []
         self.starts: list[int] = []
         self.ends: list[int] = []
+        self._text: str | None = None
+
+    def text(self) -> str:
+        """The characters as one string, joined once: builders are not changed after they are read."""
+        if self._text is None:
+            self._text = "".join(self.chars)
+        return self._text
 
     def add(self, text: str, start: int, end: int) -> None:
         """Append text that stands for the original span [start, end)."""
@@ -92,46 +102,62 @@ class _Builder:
             self.starts.append(start)
             self.ends.append(end)
 
+    def add_folded(self, original: str, start: int, end: int) -> None:
+        """Append the folded form of original[start:end], one original character at a time."""
+        folded = [_fold_char(char) for char in original[start:end]]
+        joined = "".join(folded)
+        if len(joined) == end - start:
+            self.chars.extend(joined)
+            self.starts.extend(range(start, end))
+            self.ends.extend(range(start + 1, end + 1))
+            return
+        for index, text in enumerate(folded, start):
+            self.add(text, index, index + 1)
+
 
 def _first_pass(text: str) -> _Builder:
     """Fold every character and replace URLs, e-mails, mentions and phone numbers by placeholders."""
     out = _Builder()
     position = 0
-    for match in _SPECIAL.finditer(text):
-        _fold_into(out, text, position, match.start())
+    for match in _SPECIAL.finditer(text) if _MAYBE_SPECIAL.search(text) else ():
+        out.add_folded(text, position, match.start())
         out.add(f" {_PLACEHOLDER[match.lastgroup]} ", match.start(), match.end())
         position = match.end()
-    _fold_into(out, text, position, len(text))
+    out.add_folded(text, position, len(text))
     return out
-
-
-def _fold_into(out: _Builder, text: str, start: int, end: int) -> None:
-    """Fold the characters of text[start:end] into out."""
-    for index in range(start, end):
-        out.add(_fold_char(text[index]), index, index + 1)
 
 
 def _rewrite(current: _Builder, pattern: re.Pattern, replace) -> _Builder:
     """Apply replace(match_text) to every match of pattern, keeping spans; untouched if no match."""
-    joined = "".join(current.chars)
+    joined = current.text()
     matches = list(pattern.finditer(joined))
     if not matches:
         return current
+    replacements = [replace(match.group()) for match in matches]
+    if all(len(new) == match.end() - match.start() for new, match in zip(replacements, matches)):
+        return _substitute(current, matches, replacements)
     out = _Builder()
     position = 0
-    for match in matches:
+    for match, replacement in zip(matches, replacements):
         _copy(current, out, position, match.start())
-        replacement = replace(match.group())
         if len(replacement) == match.end() - match.start():
-            for offset, char in enumerate(replacement):
-                index = match.start() + offset
-                out.chars.append(char)
-                out.starts.append(current.starts[index])
-                out.ends.append(current.ends[index])
+            out.chars.extend(replacement)
+            out.starts.extend(current.starts[match.start():match.end()])
+            out.ends.extend(current.ends[match.start():match.end()])
         elif replacement:
             out.add(replacement, current.starts[match.start()], max(current.ends[match.start():match.end()]))
         position = match.end()
     _copy(current, out, position, len(joined))
+    return out
+
+
+def _substitute(current: _Builder, matches, replacements) -> _Builder:
+    """Same-length replacements: characters change, spans are shared unchanged."""
+    out = _Builder()
+    out.chars = list(current.chars)
+    for match, replacement in zip(matches, replacements):
+        out.chars[match.start():match.end()] = replacement
+    out.starts, out.ends = current.starts, current.ends
     return out
 
 
@@ -172,11 +198,10 @@ def normalise(text: str) -> Normalised:
     built = _rewrite(built, _NUMBER, lambda run: f" {NUMBER} ")
     built = _rewrite(built, _REPEAT, _squeeze)
     built = _rewrite(built, _SPACES, _collapse_spaces)
-    start = 1 if built.chars[:1] == [" "] else 0
-    end = len(built.chars) - (1 if len(built.chars) > start and built.chars[-1] == " " else 0)
-    return Normalised(
-        "".join(built.chars[start:end]), tuple(built.starts[start:end]), tuple(built.ends[start:end])
-    )
+    text = built.text()
+    start = 1 if text[:1] == " " else 0
+    end = len(text) - (1 if len(text) > start and text[-1] == " " else 0)
+    return Normalised(text[start:end], tuple(built.starts[start:end]), tuple(built.ends[start:end]))
 
 
 def normalise_text(text: str) -> str:

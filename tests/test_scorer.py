@@ -9,6 +9,7 @@ from moderation.build import DEFAULT_CHECKS
 from moderation.evaluation import run_checks
 from moderation.features import char_wb_grams
 from moderation.policy import PUBLISH, REVIEW
+from moderation.text import normalise_text
 from moderation.training import examples
 from moderation.validation import InputError
 
@@ -85,6 +86,15 @@ def test_explanation_highlights_the_obfuscated_insult_where_it_was_written(score
     top = {term["term"]: term for term in result["explanation"]["toxic"]}
     assert "connard" in top
     assert [text[a:b] for a, b in top["connard"]["spans"]] == ["C0NN4RD"]
+
+
+def test_every_highlight_is_the_term_as_written(scorer):
+    frame = corpora.load(["data"]).frame.sample(300, random_state=5)
+    for text in frame["text"]:
+        for terms in scorer.score(text)["explanation"].values():
+            for term in terms:
+                for start, end in term["spans"]:
+                    assert normalise_text(text[start:end]) == term["term"], (text, term)
 
 
 def test_explanation_of_spam_points_at_the_link(scorer):
