@@ -66,39 +66,37 @@ class Scorer:
         check_text(text)
         article_text, thread_text = check_article(article)
         normalised = normalise(text)
-        decisions = [0.0, 0.0]
-        per_token = [defaultdict(float), defaultdict(float)]
-        words = [(m.group(), m.start(), m.end()) for m in _TOKEN.finditer(normalised.text)]
-        chunks = [(m.group(), m.start(), m.end()) for m in _CHUNK.finditer(normalised.text)]
-        word_grams = list(word_ngrams([word[0] for word in words], *self._word_range))
-        char_grams = [char_wb_grams(chunk[0], *self._char_range) for chunk in chunks]
-        _add_block(decisions, per_token, words, _shares(word_grams, len(words)),
-                   Counter(gram for gram, _, _ in word_grams), self._words)
-        _add_block(decisions, per_token, chunks, [[(gram, 1.0) for gram in grams] for grams in char_grams],
-                   Counter(gram for grams in char_grams for gram in grams), self._chars)
-        extra = self._add_context(decisions, normalised.text, article_text, thread_text)
-        scores, weights = {}, {}
+        decisions, per_token = [0.0, 0.0], [defaultdict(float), defaultdict(float)]
+        self._add_text(decisions, per_token, normalised.text)
+        context = self._add_context(decisions, normalised.text, article_text, thread_text)
+        scores, explanation = {}, {}
         for index, label in enumerate(LABELS):
             a, b = self._calibration[index]
-            decision = decisions[index] + self._intercepts[index]
-            scores[label] = 1.0 / (1.0 + math.exp(a * decision + b))
-            weights[label] = (-a, per_token[index])
-        labels = self.policy.labels(scores)
+            scores[label] = 1.0 / (1.0 + math.exp(a * (decisions[index] + self._intercepts[index]) + b))
+            explanation[label] = _explain(normalised, per_token[index], -a, context if label == "off_topic" else {})
         return {
             "toxic": scores["toxic"],
             "off_topic": scores["off_topic"],
             "decision": self.policy.decide(scores),
-            "labels": labels,
-            "explanation": {
-                label: _explain(normalised, weights[label][1], weights[label][0], extra if label == "off_topic" else {})
-                for label in LABELS
-            },
+            "labels": self.policy.labels(scores),
+            "explanation": explanation,
             "model_version": self.version,
         }
 
     def score_many(self, items) -> list[dict]:
         """Score many comments: items are dicts with "text" and optional "article", or plain strings."""
         return [self.score(item) if isinstance(item, str) else self.score(item.get("text"), item.get("article")) for item in items]
+
+    def _add_text(self, decisions, per_token, text: str) -> None:
+        """Add the word and character TF-IDF blocks of a normalised comment."""
+        words = [(m.group(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
+        word_grams = list(word_ngrams([word[0] for word in words], *self._word_range))
+        _add_block(decisions, per_token, words, _shares(word_grams, len(words)),
+                   Counter(gram for gram, _, _ in word_grams), self._words)
+        chunks = [(m.group(), m.start(), m.end()) for m in _CHUNK.finditer(text)]
+        char_grams = [char_wb_grams(chunk[0], *self._char_range) for chunk in chunks]
+        _add_block(decisions, per_token, chunks, [[(gram, 1.0) for gram in grams] for grams in char_grams],
+                   Counter(gram for grams in char_grams for gram in grams), self._chars)
 
     def _add_context(self, decisions, text, article_text, thread_text) -> dict[str, float]:
         """Add the off-topic context features; return their contributions by explanation term."""
