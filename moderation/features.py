@@ -12,9 +12,10 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from .text import PLACEHOLDERS, normalise_text
+from .text import PLACEHOLDERS, QUOTED, normalise, normalise_text, scope_words
 
 TOKEN_PATTERN = r"(?u)\w+|[^\w\s]"
+SCOPE_PATTERN = r"\S+"
 CONTEXT_FEATURES = (
     "has_article", "article_similarity", "article_similarity_sqrt",
     "has_thread", "thread_similarity", "thread_similarity_sqrt",
@@ -26,7 +27,7 @@ _STEM = 6
 
 
 class Normaliser(BaseEstimator, TransformerMixin):
-    """Turns raw (text, article, thread) rows into normalised strings."""
+    """Turns raw (text, article, thread) rows into normalised strings, plus the comment's scope words."""
 
     def fit(self, X, y=None):
         """Stateless: nothing to learn."""
@@ -35,12 +36,16 @@ class Normaliser(BaseEstimator, TransformerMixin):
     def transform(self, X):
         """Normalise each column of each row, normalising repeated articles only once."""
         seen: dict[str, str] = {}
-        out = np.empty((len(X), 3), dtype=object)
+        out = np.empty((len(X), 4), dtype=object)
         for index, row in enumerate(X):
-            for column, value in enumerate(_as_row(row)):
+            text, article, thread = _as_row(row)
+            normalised = normalise(text)
+            out[index, 0] = normalised.text
+            for column, value in ((1, article), (2, thread)):
                 if value not in seen:
                     seen[value] = normalise_text(value)
                 out[index, column] = seen[value]
+            out[index, 3] = scope_words(text, normalised)
         return out
 
 
@@ -50,14 +55,6 @@ def _as_row(row) -> tuple[str, str, str]:
         return row, "", ""
     text, article, thread = (list(row) + ["", ""])[:3]
     return text, article or "", thread or ""
-
-
-def make_examples(texts, articles=None, threads=None) -> list[tuple[str, str, str]]:
-    """Pipeline input rows from parallel sequences."""
-    count = len(texts)
-    articles = articles if articles is not None else [""] * count
-    threads = threads if threads is not None else [""] * count
-    return list(zip(texts, articles, threads))
 
 
 def word_ngrams(tokens: list[str], low: int, high: int):
@@ -80,7 +77,7 @@ def char_wb_grams(word: str, low: int, high: int) -> list[str]:
 
 
 class TextFeatures(BaseEstimator, TransformerMixin):
-    """Word (1-2 grams) and accent-folded character (2-5 grams, within words) TF-IDF of the comment."""
+    """Word (1-2 grams), accent-folded character (2-5 grams within words) and scope-word TF-IDF."""
 
     def __init__(self, word_min_df=2, char_min_df=2, char_max_features=200_000):
         self.word_min_df = word_min_df
@@ -88,7 +85,7 @@ class TextFeatures(BaseEstimator, TransformerMixin):
         self.char_max_features = char_max_features
 
     def fit(self, X, y=None):
-        """Learn both vocabularies from the normalised comments."""
+        """Learn the vocabularies from the normalised comments and their scope words."""
         texts = _texts(X)
         self.word_ = TfidfVectorizer(
             lowercase=False, token_pattern=TOKEN_PATTERN, ngram_range=(1, 2),
@@ -98,18 +95,28 @@ class TextFeatures(BaseEstimator, TransformerMixin):
             lowercase=False, analyzer="char_wb", ngram_range=(2, 5), min_df=self.char_min_df,
             max_features=self.char_max_features, sublinear_tf=True,
         ).fit(texts)
+        self.scope_ = self._scope_vectorizer([row[3] for row in X])
         return self
 
+    def _scope_vectorizer(self, scopes: list[str]) -> TfidfVectorizer:
+        """TF-IDF of quoted and negated words; a corpus without any still gets an (unused) vocabulary."""
+        vectorizer = TfidfVectorizer(lowercase=False, token_pattern=SCOPE_PATTERN, min_df=self.word_min_df, sublinear_tf=True)
+        try:
+            return vectorizer.fit(scopes)
+        except ValueError:
+            return vectorizer.set_params(vocabulary=[QUOTED]).fit(scopes)
+
     def transform(self, X):
-        """Both TF-IDF blocks side by side."""
+        """The three TF-IDF blocks side by side."""
         texts = _texts(X)
-        return sp.hstack([self.word_.transform(texts), self.char_.transform(texts)], format="csr")
+        blocks = [self.word_.transform(texts), self.char_.transform(texts), self.scope_.transform([row[3] for row in X])]
+        return sp.hstack(blocks, format="csr")
 
     def get_feature_names_out(self, input_features=None):
         """Prefixed names, so a weight can be traced to its block."""
-        words = [f"word:{name}" for name in self.word_.get_feature_names_out()]
-        chars = [f"char:{name}" for name in self.char_.get_feature_names_out()]
-        return np.asarray(words + chars, dtype=object)
+        names = [f"{block}:{name}" for block, vectorizer in (("word", self.word_), ("char", self.char_), ("scope", self.scope_))
+                 for name in vectorizer.get_feature_names_out()]
+        return np.asarray(names, dtype=object)
 
 
 def _texts(X):
@@ -124,7 +131,7 @@ class ContextFeatures(BaseEstimator, TransformerMixin):
         """Learn document frequencies of topic words over comments and their articles."""
         documents = Counter()
         articles = set()
-        for text, article, thread in X:
+        for text, article, thread, _ in X:
             documents.update(set(topic_words(text)))
             if article and article not in articles:
                 articles.add(article)
@@ -137,7 +144,7 @@ class ContextFeatures(BaseEstimator, TransformerMixin):
     def transform(self, X):
         """One dense row of context features per comment."""
         return np.array(
-            [self.row(text, self.vector(article), self.vector(thread)) for text, article, thread in X],
+            [self.row(text, self.vector(article), self.vector(thread)) for text, article, thread, _ in X],
             dtype=float,
         ).reshape(len(X), len(CONTEXT_FEATURES))
 

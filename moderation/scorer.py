@@ -14,20 +14,15 @@ from functools import lru_cache
 from .corpora import LABELS
 from .features import CONTEXT_FEATURES, TOKEN_PATTERN, char_wb_grams, word_ngrams
 from .policy import Policy
-from .text import normalise, normalise_text
+from .text import FUNCTION_WORDS, QUOTED, normalise, normalise_text, scope_words
 from .validation import check_article, check_text
 
 EXPLANATION_TERMS = 5
 EXPLANATION_MIN_WEIGHT = 0.05
 RELEVANCE_TERM = "(article relevance)"
 LENGTH_TERM = "(length)"
-# Function words carry weight in n-grams ("les X sont des Y") but highlighting them tells a
-# moderator nothing; they still count in the score, they are only left out of explanations.
-FUNCTION_WORDS = frozenset(
-    "le la les l de des du d un une et ou a au aux en dans sur par pour avec ce cet cette ces c "
-    "se s qui que qu dont est sont etre ete ne n pas y "
-    "the a an of to in on and or is are was were be been it its this that these those with for as at by from".split()
-)
+QUOTED_TERM = "(quoted words)"
+NEGATED_TERM = "(negated words)"
 _TOKEN = re.compile(TOKEN_PATTERN)
 _CHUNK = re.compile(r"\S+")
 _CONTEXT_GROUPS = {name: RELEVANCE_TERM for name in CONTEXT_FEATURES[:6]} | {name: LENGTH_TERM for name in CONTEXT_FEATURES[6:]}
@@ -51,7 +46,9 @@ class Scorer:
         n_words = len(text_features.word_.vocabulary_)
         self._words = _table(text_features.word_, [weights[label][0] for label in LABELS], 0)
         self._chars = _table(text_features.char_, [weights[label][0] for label in LABELS], n_words)
-        n_text = n_words + len(text_features.char_.vocabulary_)
+        n_chars = len(text_features.char_.vocabulary_)
+        self._scopes = _table(text_features.scope_, [weights[label][0] for label in LABELS], n_words + n_chars)
+        n_text = n_words + n_chars + len(text_features.scope_.vocabulary_)
         self._context_weights = weights["off_topic"][0][n_text:].tolist()
         self._intercepts = [weights[label][1] for label in LABELS]
         self._calibration = [weights[label][2] for label in LABELS]
@@ -67,13 +64,15 @@ class Scorer:
         article_text, thread_text = check_article(article)
         normalised = normalise(text)
         decisions, per_token = [0.0, 0.0], [defaultdict(float), defaultdict(float)]
+        extra = [defaultdict(float), defaultdict(float)]
         self._add_text(decisions, per_token, normalised.text)
-        context = self._add_context(decisions, normalised.text, article_text, thread_text)
+        self._add_scope(decisions, extra, scope_words(text, normalised))
+        self._add_context(decisions, extra[1], normalised.text, article_text, thread_text)
         scores, explanation = {}, {}
         for index, label in enumerate(LABELS):
             a, b = self._calibration[index]
             scores[label] = 1.0 / (1.0 + math.exp(a * (decisions[index] + self._intercepts[index]) + b))
-            explanation[label] = _explain(normalised, per_token[index], -a, context if label == "off_topic" else {})
+            explanation[label] = _explain(normalised, per_token[index], -a, extra[index])
         return {
             "toxic": scores["toxic"],
             "off_topic": scores["off_topic"],
@@ -98,14 +97,24 @@ class Scorer:
         _add_block(decisions, per_token, chunks, [[(gram, 1.0) for gram in grams] for grams in char_grams],
                    Counter(gram for grams in char_grams for gram in grams), self._chars)
 
-    def _add_context(self, decisions, text, article_text, thread_text) -> dict[str, float]:
-        """Add the off-topic context features; return their contributions by explanation term."""
+    def _add_scope(self, decisions, extra, scope: str) -> None:
+        """Add the TF-IDF block of quoted and negated words (L2-normalised like the others)."""
+        counts = Counter(scope.split())
+        found = [(gram, (1.0 + math.log(count)) * self._scopes[gram][0]) for gram, count in counts.items() if gram in self._scopes]
+        norm = math.sqrt(sum(value * value for _, value in found))
+        for gram, value in found:
+            term = QUOTED_TERM if gram.startswith(QUOTED) else NEGATED_TERM
+            for index in (0, 1):
+                contribution = value / norm * self._scopes[gram][index + 1]
+                decisions[index] += contribution
+                extra[index][term] += contribution
+
+    def _add_context(self, decisions, extra, text, article_text, thread_text) -> None:
+        """Add the off-topic context features and their contributions by explanation term."""
         values = self._context.row(text, self._context_vector(article_text), self._context_vector(thread_text))
-        extra = defaultdict(float)
         for name, value, weight in zip(CONTEXT_FEATURES, values, self._context_weights):
             decisions[1] += value * weight
             extra[_CONTEXT_GROUPS[name]] += value * weight
-        return extra
 
 
 def _calibrated_parts(pipeline):
@@ -168,6 +177,7 @@ def _explain(normalised, per_token, scale, extra) -> list[dict]:
     """The words (and context effects) that pushed a score up most, with spans in the original text."""
     by_term = defaultdict(lambda: [0.0, []])
     for (start, end), weight in per_token.items():
+        # Function words weigh in n-grams ("les X sont des Y") but highlighting them tells a moderator nothing.
         if normalised.text[start:end] in FUNCTION_WORDS:
             continue
         entry = by_term[normalised.text[start:end]]

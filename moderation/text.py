@@ -41,6 +41,7 @@ _NUMBER = re.compile(r"(?<![^\W\d_])\d+(?![^\W\d_])")
 _REPEAT = re.compile(r"(.)\1{2,}")
 _NOT_WORD = re.compile(r"[^\w\s]")
 _SPACES = re.compile(r" {2,}")
+_CHUNK = re.compile(r"\S+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,3 +208,58 @@ def normalise(text: str) -> Normalised:
 def normalise_text(text: str) -> str:
     """The normalised string alone (training and relevance need no spans)."""
     return normalise(text).text
+
+
+FUNCTION_WORDS = frozenset(
+    "le la les l de des du d un une et ou a au aux en dans sur par pour avec ce cet cette ces c "
+    "se s qui que qu dont est sont etre ete ne n pas y "
+    "the a an of to in on and or is are was were be been it its this that these those with for as at by from".split()
+)
+QUOTED = "q_"
+NEGATED = "n_"
+# "ne ... que" (only) is no negation, so "que" is no cue; "personne" also means "a person",
+# a false cue the model learns to weigh.
+NEGATION_CUES = frozenset(
+    "ne n pas jamais aucun aucune personne rien ni nullement guere "
+    "not no never nobody none nothing neither nor cannot don doesn didn isn aren wasn weren won shouldn wouldn couldn".split()
+)
+_CLAUSE_END = re.compile(r"[.!?;:,\n]")
+_OPENING_QUOTES = "«“"
+_CLOSING_QUOTES = "»”"
+
+
+def scope_words(original: str, normalised: Normalised) -> str:
+    """Content words written inside quotation marks or after a negation in their clause, marked q_ / n_.
+
+    Quoting an insult to condemn it, or denying a prejudice ("personne ne dit que les X sont
+    des Y"), uses the same words as the insult itself; marked copies let the model weigh them
+    apart while the plain words still count.
+    """
+    marked = []
+    quoted = negated = False
+    previous_end = 0
+    for match in _CHUNK.finditer(normalised.text):
+        start, end = normalised.span(match.start(), match.end())
+        gap = original[previous_end:start]
+        previous_end = end
+        quoted = _quote_state(gap, quoted)
+        if _CLAUSE_END.search(gap):
+            negated = False
+        word = match.group()
+        if word in NEGATION_CUES:
+            negated = True
+        elif word not in PLACEHOLDERS:
+            marked.extend(prefix + word for prefix, inside in ((QUOTED, quoted), (NEGATED, negated)) if inside)
+    return " ".join(marked)
+
+
+def _quote_state(gap: str, quoted: bool) -> bool:
+    """Whether the next word is inside quotation marks, given the characters before it."""
+    for char in gap:
+        if char in _OPENING_QUOTES:
+            quoted = True
+        elif char in _CLOSING_QUOTES:
+            quoted = False
+        elif char == '"':
+            quoted = not quoted
+    return quoted

@@ -187,7 +187,7 @@ def _moved_rows(frame, rows, normalised, context: ContextFeatures):
         own = frame["article_id"].iloc[index]
         if not article or frame["off_topic"].iloc[index] != 0 or frame["toxic"].iloc[index] == 1:
             continue
-        comment, article_text, _ = normalised[index]
+        comment, article_text = normalised[index][:2]
         if article_text not in article_vectors:
             article_vectors[article_text] = context.vector(article_text)
         if context.row(comment, article_vectors[article_text], {})[1] < MOVED_MIN_SIMILARITY:

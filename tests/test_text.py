@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from moderation.text import normalise, normalise_text
+from moderation.text import normalise, normalise_text, scope_words
 
 
 @pytest.mark.parametrize(
@@ -68,3 +68,19 @@ def test_any_unicode_normalises_and_maps_inside_the_original(raw):
     for start, end in zip(normalised.starts, normalised.ends):
         assert 0 <= start < end <= len(raw)
     normalised.text.encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Personne ici ne pense que les Peuls sont des voleurs.", "n_ici n_pense n_que n_les n_peuls n_sont n_des n_voleurs"),
+        ("Il a dit « les migrants sont des cafards », c'est honteux", "q_les q_migrants q_sont q_des q_cafards"),
+        ('He called them "vermin". Shameful.', "q_vermin"),
+        ("They are not criminals, they are refugees", "n_criminals"),
+        ("Je ne dis pas ça, mais bravo", "n_dis n_ca"),
+        ("t'es qu'un idiot", ""),
+        ("Bravo aux Éléphants !", ""),
+    ],
+)
+def test_quoted_and_negated_words_are_marked_within_their_clause(raw, expected):
+    assert scope_words(raw, normalise(raw)) == expected
