@@ -74,10 +74,8 @@ def train_command(data, activate, checks):
 @_fail_clearly
 def evaluate_command(data, version, split, as_json):
     """Per-label metrics of a model on labelled data."""
-    registry = _registry()
-    scorer = registry.load(version)
-    metadata = registry.verify(scorer.version)
-    trained_on = {entry["sha256"] for entry in metadata["training_data"]}
+    scorer = _registry().load(version)
+    trained_on = {entry["sha256"] for entry in scorer.metadata["training_data"]}
     dataset = corpora.load(list(data))
     parts, used = [], []
     for source in dataset.sources:

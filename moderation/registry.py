@@ -193,7 +193,7 @@ class Registry:
             raise NoModelError(f"no active model in {self.root}; {TRAIN_HINT}")
         metadata = self.verify(version)
         payload = joblib.load(self.root / version / MODEL_FILE)
-        return Scorer(payload["pipelines"], Policy.from_dict(metadata["thresholds"]), version)
+        return Scorer(payload["pipelines"], Policy.from_dict(metadata["thresholds"]), version, metadata)
 
     def activate(self, version: str) -> None:
         """Make a verified version the active one for every process, atomically."""

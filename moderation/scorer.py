@@ -31,8 +31,9 @@ _CONTEXT_GROUPS = {name: RELEVANCE_TERM for name in CONTEXT_FEATURES[:6]} | {nam
 class Scorer:
     """Scores comments with one model version, applying a policy to the scores."""
 
-    def __init__(self, pipelines: dict, policy: Policy, version: str):
+    def __init__(self, pipelines: dict, policy: Policy, version: str, metadata: dict | None = None):
         self.version = version
+        self.metadata = metadata or {}
         self.policy = policy
         self.pipelines = pipelines
         text_features = pipelines["toxic"].named_steps["features"]
