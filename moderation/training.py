@@ -17,6 +17,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 
 from .corpora import LABELS, Dataset
 from .features import ContextFeatures, Normaliser, TextFeatures
+from .identity import swapped
 from .policy import LabelThresholds, Policy
 
 HOLDOUT_SHARE = 0.2
@@ -29,6 +30,9 @@ REGULARISATION = {"toxic": 16.0, "off_topic": 8.0}
 # A comment clearly about its own story becomes an off-topic example when shown under another.
 MOVED_MIN_SIMILARITY = 0.2
 MOVED_WEIGHT = 0.5
+# Copies of each comment naming another identity group, so a group's name carries no weight.
+SWAPPED_COPIES = 2
+SWAPPED_WEIGHT = 0.5
 
 
 @dataclass
@@ -47,14 +51,13 @@ def _fraction(key: str, salt: str) -> float:
 
 
 def group_keys(frame: pd.DataFrame) -> pd.Series:
-    """Rows of one article stay together; rows without one are their own group."""
+    """Rows of one article stay together, whichever file they come from; rows without one are their own group."""
     return frame["article_id"].where(frame["article_id"] != "", "text:" + frame["text"])
 
 
 def holdout_mask(frame: pd.DataFrame) -> np.ndarray:
     """Rows that no model trained by this project ever learns from."""
-    keys = frame["source"] + "|" + group_keys(frame)
-    return keys.map(lambda key: _fraction(key, "holdout") < HOLDOUT_SHARE).to_numpy(dtype=bool)
+    return group_keys(frame).map(lambda key: _fraction(key, "holdout") < HOLDOUT_SHARE).to_numpy(dtype=bool)
 
 
 def contexts(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
@@ -115,12 +118,15 @@ class _Rows:
     articles: list = field(default_factory=list)
     realistic: list = field(default_factory=list)
 
-    def add(self, row, target, weight, article, realistic=True):
-        """Append one row; `realistic` rows are the ones thresholds are judged on."""
+    def add(self, row, target, weight, article, realistic=True, text=None):
+        """Append one row; `realistic` rows are the ones thresholds are judged on.
+
+        `text` names the comment a copy was made from, so copies stay on one side of a fold.
+        """
         self.inputs.append(row)
         self.targets.append(target)
         self.weights.append(weight)
-        self.texts.append(row[0])
+        self.texts.append(text or row[0])
         self.articles.append(article)
         self.realistic.append(realistic)
 
@@ -152,10 +158,16 @@ class _Design:
 
 
 def _toxic_rows(frame: pd.DataFrame, rows, news: np.ndarray) -> _Rows:
-    """Toxic training rows: the comments alone; thresholds are judged on news comments."""
+    """Toxic training rows: the comments alone, plus copies naming another group.
+
+    Thresholds are judged on the original news comments only.
+    """
     out = _Rows([])
     for index, row in enumerate(rows):
-        out.add(row, frame["toxic"].iloc[index], frame["weight"].iloc[index], frame["group"].iloc[index], bool(news[index]))
+        target, weight, article = frame["toxic"].iloc[index], frame["weight"].iloc[index], frame["group"].iloc[index]
+        out.add(row, target, weight, article, bool(news[index]))
+        for copy in swapped(row[0], SWAPPED_COPIES):
+            out.add((copy, *row[1:]), target, weight * SWAPPED_WEIGHT, article, realistic=False, text=row[0])
     return out
 
 
@@ -217,7 +229,7 @@ def train(dataset: Dataset, progress=lambda message: None) -> TrainedModel:
     formats = {source.path: source.format for source in dataset.sources}
     frame = dataset.frame[~holdout_mask(dataset.frame)].reset_index(drop=True)
     frame["weight"] = sample_weights(frame, formats)
-    frame["group"] = frame["source"] + "|" + group_keys(frame)
+    frame["group"] = group_keys(frame)
     progress(f"{len(frame)} training rows ({len(dataset.frame) - len(frame)} held out)")
     rows = examples(frame)
     normaliser = Normaliser()

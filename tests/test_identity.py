@@ -1,0 +1,30 @@
+"""Counterfactual copies: another group is named, everything else is kept."""
+
+from moderation.identity import swapped
+
+
+def test_group_names_are_replaced_and_the_rest_is_kept():
+    copies = swapped("Les Peuls sont des cafards, il faut les chasser.")
+    assert len(copies) == 2
+    for copy in copies:
+        assert "Peuls" not in copy
+        assert copy.endswith(" sont des cafards, il faut les chasser.")
+        assert copy[4].isupper()
+
+
+def test_english_and_capitals():
+    copies = swapped("MUSLIMS are the first victims of terrorists")
+    assert copies and all(c.split()[0].isupper() and c.split()[0] != "MUSLIMS" for c in copies)
+
+
+def test_comments_naming_no_group_get_no_copy():
+    assert swapped("Bravo aux Éléphants, quel match !") == []
+
+
+def test_copies_are_the_same_on_every_run():
+    text = "Les musulmans et les chrétiens ont prié ensemble."
+    assert swapped(text) == swapped(text)
+
+
+def test_words_containing_a_group_name_are_left_alone():
+    assert swapped("La francophonie et le russophone") == []
