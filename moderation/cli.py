@@ -1,4 +1,4 @@
-"""The command line: `python -m moderation COMMAND` (the same commands run under `flask --app app`)."""
+"""The command line: `python -m moderation COMMAND`."""
 
 import json
 import sys

@@ -111,7 +111,7 @@ def _folds(keys: list[str], count: int, salt: str) -> list[tuple[np.ndarray, np.
 class _Rows:
     """One label's training rows: inputs, targets, weights, and the keys that keep copies together."""
 
-    inputs: list
+    inputs: list = field(default_factory=list)
     targets: list = field(default_factory=list)
     weights: list = field(default_factory=list)
     texts: list = field(default_factory=list)
@@ -162,7 +162,7 @@ def _toxic_rows(frame: pd.DataFrame, rows, news: np.ndarray) -> _Rows:
 
     Thresholds are judged on the original news comments only.
     """
-    out = _Rows([])
+    out = _Rows()
     for index, row in enumerate(rows):
         target, weight, article = frame["toxic"].iloc[index], frame["weight"].iloc[index], frame["group"].iloc[index]
         out.add(row, target, weight, article, bool(news[index]))
@@ -173,7 +173,7 @@ def _toxic_rows(frame: pd.DataFrame, rows, news: np.ndarray) -> _Rows:
 
 def _off_topic_rows(frame: pd.DataFrame, rows, normalised, context: ContextFeatures) -> _Rows:
     """Off-topic training rows: each comment with full, article-only and no context, plus moved ones."""
-    out = _Rows([])
+    out = _Rows()
     for index, (text, article, thread) in enumerate(rows):
         variants = [(text, article, thread), (text, article, ""), (text, "", "")] if article else [(text, "", "")]
         for number, variant in enumerate(variants):
