@@ -12,10 +12,10 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from .text import PLACEHOLDERS, QUOTED, normalise, normalise_text, scope_words
+from .text import PLACEHOLDERS, QUOTED, normalise, normalise_text, marked_words
 
 TOKEN_PATTERN = r"(?u)\w+|[^\w\s]"
-SCOPE_PATTERN = r"\S+"
+MARK_PATTERN = r"\S+"
 CONTEXT_FEATURES = (
     "has_article", "article_similarity", "article_similarity_sqrt",
     "has_thread", "thread_similarity", "thread_similarity_sqrt",
@@ -27,7 +27,7 @@ _STEM = 6
 
 
 class Normaliser(BaseEstimator, TransformerMixin):
-    """Turns raw (text, article, thread) rows into normalised strings, plus the comment's scope words."""
+    """Turns raw (text, article, thread) rows into normalised strings, plus the comment's marked words."""
 
     def fit(self, X, y=None):
         """Stateless: nothing to learn."""
@@ -45,7 +45,7 @@ class Normaliser(BaseEstimator, TransformerMixin):
                 if value not in seen:
                     seen[value] = normalise_text(value)
                 out[index, column] = seen[value]
-            out[index, 3] = scope_words(text, normalised)
+            out[index, 3] = marked_words(text, normalised)
         return out
 
 
@@ -77,7 +77,7 @@ def char_wb_grams(word: str, low: int, high: int) -> list[str]:
 
 
 class TextFeatures(BaseEstimator, TransformerMixin):
-    """Word (1-2 grams), accent-folded character (2-5 grams within words) and scope-word TF-IDF."""
+    """Word (1-2 grams), accent-folded character (2-5 grams within words) and marked-word TF-IDF."""
 
     def __init__(self, word_min_df=2, char_min_df=2, char_max_features=200_000):
         self.word_min_df = word_min_df
@@ -85,7 +85,7 @@ class TextFeatures(BaseEstimator, TransformerMixin):
         self.char_max_features = char_max_features
 
     def fit(self, X, y=None):
-        """Learn the vocabularies from the normalised comments and their scope words."""
+        """Learn the vocabularies from the normalised comments and their marked words."""
         texts = _texts(X)
         self.word_ = TfidfVectorizer(
             lowercase=False, token_pattern=TOKEN_PATTERN, ngram_range=(1, 2),
@@ -95,26 +95,26 @@ class TextFeatures(BaseEstimator, TransformerMixin):
             lowercase=False, analyzer="char_wb", ngram_range=(2, 5), min_df=self.char_min_df,
             max_features=self.char_max_features, sublinear_tf=True,
         ).fit(texts)
-        self.scope_ = self._scope_vectorizer([row[3] for row in X])
+        self.marks_ = self._marks_vectorizer([row[3] for row in X])
         return self
 
-    def _scope_vectorizer(self, scopes: list[str]) -> TfidfVectorizer:
-        """TF-IDF of quoted and negated words; a corpus without any still gets an (unused) vocabulary."""
-        vectorizer = TfidfVectorizer(lowercase=False, token_pattern=SCOPE_PATTERN, min_df=self.word_min_df, sublinear_tf=True)
+    def _marks_vectorizer(self, marks: list[str]) -> TfidfVectorizer:
+        """TF-IDF of marked words; a corpus without any still gets an (unused) vocabulary."""
+        vectorizer = TfidfVectorizer(lowercase=False, token_pattern=MARK_PATTERN, min_df=self.word_min_df, sublinear_tf=True)
         try:
-            return vectorizer.fit(scopes)
+            return vectorizer.fit(marks)
         except ValueError:
-            return vectorizer.set_params(vocabulary=[QUOTED]).fit(scopes)
+            return vectorizer.set_params(vocabulary=[QUOTED]).fit(marks)
 
     def transform(self, X):
         """The three TF-IDF blocks side by side."""
         texts = _texts(X)
-        blocks = [self.word_.transform(texts), self.char_.transform(texts), self.scope_.transform([row[3] for row in X])]
+        blocks = [self.word_.transform(texts), self.char_.transform(texts), self.marks_.transform([row[3] for row in X])]
         return sp.hstack(blocks, format="csr")
 
     def get_feature_names_out(self, input_features=None):
         """Prefixed names, so a weight can be traced to its block."""
-        names = [f"{block}:{name}" for block, vectorizer in (("word", self.word_), ("char", self.char_), ("scope", self.scope_))
+        names = [f"{block}:{name}" for block, vectorizer in (("word", self.word_), ("char", self.char_), ("mark", self.marks_))
                  for name in vectorizer.get_feature_names_out()]
         return np.asarray(names, dtype=object)
 

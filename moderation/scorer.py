@@ -13,8 +13,9 @@ from functools import lru_cache
 
 from .corpora import LABELS
 from .features import CONTEXT_FEATURES, TOKEN_PATTERN, char_wb_grams, word_ngrams
+from .lexicon import ABUSE_MARK
 from .policy import Policy
-from .text import FUNCTION_WORDS, QUOTED, normalise, normalise_text, scope_words
+from .text import FUNCTION_WORDS, QUOTED, marked_words, normalise, normalise_text
 from .validation import check_article, check_text
 
 EXPLANATION_TERMS = 5
@@ -23,6 +24,7 @@ RELEVANCE_TERM = "(article relevance)"
 LENGTH_TERM = "(length)"
 QUOTED_TERM = "(quoted words)"
 NEGATED_TERM = "(negated words)"
+ABUSE_TERM = "(abuse word list)"
 _TOKEN = re.compile(TOKEN_PATTERN)
 _CHUNK = re.compile(r"\S+")
 _CONTEXT_GROUPS = {name: RELEVANCE_TERM for name in CONTEXT_FEATURES[:6]} | {name: LENGTH_TERM for name in CONTEXT_FEATURES[6:]}
@@ -48,8 +50,8 @@ class Scorer:
         self._words = _table(text_features.word_, [weights[label][0] for label in LABELS], 0)
         self._chars = _table(text_features.char_, [weights[label][0] for label in LABELS], n_words)
         n_chars = len(text_features.char_.vocabulary_)
-        self._scopes = _table(text_features.scope_, [weights[label][0] for label in LABELS], n_words + n_chars)
-        n_text = n_words + n_chars + len(text_features.scope_.vocabulary_)
+        self._marks = _table(text_features.marks_, [weights[label][0] for label in LABELS], n_words + n_chars)
+        n_text = n_words + n_chars + len(text_features.marks_.vocabulary_)
         self._context_weights = weights["off_topic"][0][n_text:].tolist()
         self._intercepts = [weights[label][1] for label in LABELS]
         self._calibration = [weights[label][2] for label in LABELS]
@@ -67,7 +69,7 @@ class Scorer:
         decisions, per_token = [0.0, 0.0], [defaultdict(float), defaultdict(float)]
         extra = [defaultdict(float), defaultdict(float)]
         self._add_text(decisions, per_token, normalised.text)
-        self._add_scope(decisions, extra, scope_words(text, normalised))
+        self._add_marks(decisions, extra, marked_words(text, normalised))
         self._add_context(decisions, extra[1], normalised.text, article_text, thread_text)
         scores, explanation = {}, {}
         for index, label in enumerate(LABELS):
@@ -98,15 +100,15 @@ class Scorer:
         _add_block(decisions, per_token, chunks, [[(gram, 1.0) for gram in grams] for grams in char_grams],
                    Counter(gram for grams in char_grams for gram in grams), self._chars)
 
-    def _add_scope(self, decisions, extra, scope: str) -> None:
-        """Add the TF-IDF block of quoted and negated words (L2-normalised like the others)."""
-        counts = Counter(scope.split())
-        found = [(gram, (1.0 + math.log(count)) * self._scopes[gram][0]) for gram, count in counts.items() if gram in self._scopes]
+    def _add_marks(self, decisions, extra, marks: str) -> None:
+        """Add the TF-IDF block of marked words (L2-normalised like the others)."""
+        counts = Counter(marks.split())
+        found = [(gram, (1.0 + math.log(count)) * self._marks[gram][0]) for gram, count in counts.items() if gram in self._marks]
         norm = math.sqrt(sum(value * value for _, value in found))
         for gram, value in found:
-            term = QUOTED_TERM if gram.startswith(QUOTED) else NEGATED_TERM
+            term = ABUSE_TERM if gram.endswith(ABUSE_MARK) else QUOTED_TERM if gram.startswith(QUOTED) else NEGATED_TERM
             for index in (0, 1):
-                contribution = value / norm * self._scopes[gram][index + 1]
+                contribution = value / norm * self._marks[gram][index + 1]
                 decisions[index] += contribution
                 extra[index][term] += contribution
 

@@ -9,6 +9,8 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
+from .lexicon import ABUSE_MARK, abusive_positions
+
 URL = "xurlx"
 EMAIL = "xemailx"
 MENTION = "xuserx"
@@ -228,14 +230,16 @@ _OPENING_QUOTES = "«“"
 _CLOSING_QUOTES = "»”"
 
 
-def scope_words(original: str, normalised: Normalised) -> str:
-    """Content words written inside quotation marks or after a negation in their clause, marked q_ / n_.
+def marked_words(original: str, normalised: Normalised) -> str:
+    """Marked copies of words whose setting changes what they mean, for a block of their own.
 
     Quoting an insult to condemn it, or denying a prejudice ("personne ne dit que les X sont
-    des Y"), uses the same words as the insult itself; marked copies let the model weigh them
-    apart while the plain words still count.
+    des Y"), uses the same words as the insult itself: words inside quotation marks get a
+    q_ copy and words after a negation in their clause an n_ copy, so the model can weigh
+    them apart while the plain words still count. Words on the abuse list add a shared mark
+    (itself q_ or n_ when quoted or negated), so insults the training data lacks still count.
     """
-    marked = []
+    words, settings = [], []
     quoted = negated = False
     previous_end = 0
     for match in _CHUNK.finditer(normalised.text):
@@ -245,11 +249,17 @@ def scope_words(original: str, normalised: Normalised) -> str:
         quoted = _quote_state(gap, quoted)
         if _CLAUSE_END.search(gap):
             negated = False
-        word = match.group()
-        if word in NEGATION_CUES:
+        words.append(match.group())
+        settings.append((QUOTED if quoted else "") + (NEGATED if negated else ""))
+        if match.group() in NEGATION_CUES:
             negated = True
-        elif word not in PLACEHOLDERS:
-            marked.extend(prefix + word for prefix, inside in ((QUOTED, quoted), (NEGATED, negated)) if inside)
+    marked = []
+    for word, setting in zip(words, settings):
+        if word not in NEGATION_CUES and word not in PLACEHOLDERS:
+            marked.extend(prefix + word for prefix in (QUOTED, NEGATED) if prefix in setting)
+    for index in abusive_positions(words):
+        setting = settings[index]
+        marked.append((QUOTED if QUOTED in setting else NEGATED if NEGATED in setting else "") + ABUSE_MARK)
     return " ".join(marked)
 
 

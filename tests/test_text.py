@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from moderation.text import normalise, normalise_text, scope_words
+from moderation.text import normalise, normalise_text, marked_words
 
 
 @pytest.mark.parametrize(
@@ -75,12 +75,17 @@ def test_any_unicode_normalises_and_maps_inside_the_original(raw):
     [
         ("Personne ici ne pense que les Peuls sont des voleurs.", "n_ici n_pense n_que n_les n_peuls n_sont n_des n_voleurs"),
         ("Il a dit « les migrants sont des cafards », c'est honteux", "q_les q_migrants q_sont q_des q_cafards"),
-        ('He called them "vermin". Shameful.', "q_vermin"),
+        ('He called them "vermin". Shameful.', "q_vermin q_x_abuse"),
         ("They are not criminals, they are refugees", "n_criminals"),
         ("Je ne dis pas ça, mais bravo", "n_dis n_ca"),
-        ("t'es qu'un idiot", ""),
+        ("t'es qu'un idiot", "x_abuse"),
+        ("t'es pas un con", "n_un n_con n_x_abuse"),
+        ("Gay people are subhuman filth", "x_abuse x_abuse"),
+        ("Des êtres inférieurs, ces gens-là", "x_abuse"),
+        ("espèce de C0NN4RD", "x_abuse"),
+        ("Putain, quel match", ""),
         ("Bravo aux Éléphants !", ""),
     ],
 )
-def test_quoted_and_negated_words_are_marked_within_their_clause(raw, expected):
-    assert scope_words(raw, normalise(raw)) == expected
+def test_quoted_negated_and_listed_words_are_marked(raw, expected):
+    assert marked_words(raw, normalise(raw)) == expected
