@@ -2,7 +2,7 @@
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from . import corpora, report
@@ -70,7 +70,7 @@ def build(data_paths, registry: Registry, checks_path: Path | None = DEFAULT_CHE
         progress(f"checks: {checks['passed']} of {total} passed")
 
     metadata = {
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "format": MODEL_FORMAT,
         "training_data": dataset.manifest(),
         "metrics": {"holdout": holdout_metrics, "by_source": by_source},

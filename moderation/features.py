@@ -1,4 +1,4 @@
-"""The model's features: word and character TF-IDF of the comment, and its relevance to the article.
+"""The model's features: word, character and marked-word TF-IDF of the comment, and its relevance to the article.
 
 Each transformer here is a scikit-learn step of the saved pipelines, and also exposes the
 per-comment arithmetic the fast scorer uses, so both paths compute the very same numbers.
@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from .text import PLACEHOLDERS, QUOTED, normalise, normalise_text, marked_words
+from .text import PLACEHOLDERS, QUOTED, marked_words, normalise, normalise_text
 
 TOKEN_PATTERN = r"(?u)\w+|[^\w\s]"
 MARK_PATTERN = r"\S+"
@@ -131,7 +131,7 @@ class ContextFeatures(BaseEstimator, TransformerMixin):
         """Learn document frequencies of topic words over comments and their articles."""
         documents = Counter()
         articles = set()
-        for text, article, thread, _ in X:
+        for text, article, _thread, _marks in X:
             documents.update(set(topic_words(text)))
             if article and article not in articles:
                 articles.add(article)
@@ -144,7 +144,7 @@ class ContextFeatures(BaseEstimator, TransformerMixin):
     def transform(self, X):
         """One dense row of context features per comment."""
         return np.array(
-            [self.row(text, self.vector(article), self.vector(thread)) for text, article, thread, _ in X],
+            [self.row(text, self.vector(article), self.vector(thread)) for text, article, thread, _marks in X],
             dtype=float,
         ).reshape(len(X), len(CONTEXT_FEATURES))
 

@@ -46,6 +46,11 @@ def _same_case(replacement: str, original: str) -> str:
     return replacement
 
 
+def _replacement(match: re.Match, names: tuple[str, ...], key: str) -> str:
+    """Another group's name in place of the matched one, in the same case."""
+    return _same_case(_pick(names, match.group(), f"{key}:{match.start()}"), match.group())
+
+
 def swapped(text: str, copies: int = 2) -> list[str]:
     """Up to `copies` versions of text with each named group replaced by another; [] if none is named."""
     results = []
@@ -53,8 +58,5 @@ def swapped(text: str, copies: int = 2) -> list[str]:
         if not pattern.search(text):
             continue
         for copy in range(copies):
-            def replace(match, copy=copy):
-                name = _pick(GROUPS[language], match.group(), f"{copy}:{match.start()}:{text}")
-                return _same_case(name, match.group())
-            results.append(pattern.sub(replace, text))
+            results.append(pattern.sub(lambda match, copy=copy, names=GROUPS[language]: _replacement(match, names, f"{copy}:{text}"), text))
     return [result for result in dict.fromkeys(results) if result != text][:copies]

@@ -14,7 +14,7 @@ import secrets
 import shutil
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import joblib
@@ -131,7 +131,7 @@ class Registry:
 
     def new_version(self) -> str:
         """A sortable, unused version name from the current UTC time."""
-        base = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        base = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         version, counter = base, 1
         while (self.root / version).exists():
             counter += 1
@@ -218,7 +218,7 @@ class Registry:
 
     def _write_pointer(self, version: str, previous: list[str]) -> None:
         """Replace the pointer file in one rename."""
-        record = {"version": version, "previous": previous[-50:], "activated_at": datetime.now(timezone.utc).isoformat()}
+        record = {"version": version, "previous": previous[-50:], "activated_at": datetime.now(UTC).isoformat()}
         _write_atomically(self.root / POINTER, (json.dumps(record, indent=2) + "\n").encode())
 
 

@@ -187,7 +187,7 @@ def _off_topic_rows(frame: pd.DataFrame, rows, normalised, context: ContextFeatu
 def _moved_rows(frame, rows, normalised, context: ContextFeatures):
     """Comments clearly about their own article, shown under a different article."""
     by_article = {}
-    for index, (text, article, thread) in enumerate(rows):
+    for index, (_text, article, thread) in enumerate(rows):
         if article:
             by_article.setdefault(frame["article_id"].iloc[index], (article, thread))
     article_ids = sorted(by_article)
@@ -195,7 +195,7 @@ def _moved_rows(frame, rows, normalised, context: ContextFeatures):
         return []
     article_vectors = {}
     moved = []
-    for index, (text, article, thread) in enumerate(rows):
+    for index, (text, article, _thread) in enumerate(rows):
         own = frame["article_id"].iloc[index]
         if not article or frame["off_topic"].iloc[index] != 0 or frame["toxic"].iloc[index] == 1:
             continue

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from moderation.text import normalise, normalise_text, marked_words
+from moderation.text import marked_words, normalise, normalise_text
 
 
 @pytest.mark.parametrize(
