@@ -13,7 +13,7 @@ from functools import lru_cache
 
 from .corpora import LABELS
 from .features import CONTEXT_FEATURES, TOKEN_PATTERN, char_wb_grams, word_ngrams
-from .lexicon import ABUSE_MARK
+from .lexicon import ABUSE_MARK, abusive_positions
 from .policy import Policy
 from .text import FUNCTION_WORDS, QUOTED, marked_words, normalise, normalise_text
 from .validation import check_article, check_text
@@ -24,7 +24,6 @@ RELEVANCE_TERM = "(article relevance)"
 LENGTH_TERM = "(length)"
 QUOTED_TERM = "(quoted words)"
 NEGATED_TERM = "(negated words)"
-ABUSE_TERM = "(abuse word list)"
 _TOKEN = re.compile(TOKEN_PATTERN)
 _CHUNK = re.compile(r"\S+")
 _CONTEXT_GROUPS = {name: RELEVANCE_TERM for name in CONTEXT_FEATURES[:6]} | {name: LENGTH_TERM for name in CONTEXT_FEATURES[6:]}
@@ -68,8 +67,9 @@ class Scorer:
         normalised = normalise(text)
         decisions, per_token = [0.0, 0.0], [defaultdict(float), defaultdict(float)]
         extra = [defaultdict(float), defaultdict(float)]
-        self._add_text(decisions, per_token, normalised.text)
-        self._add_marks(decisions, extra, marked_words(text, normalised))
+        chunks = self._add_text(decisions, per_token, normalised.text)
+        listed = [chunks[i][1:] for i in abusive_positions([chunk[0] for chunk in chunks])]
+        self._add_marks(decisions, per_token, extra, marked_words(text, normalised), listed)
         self._add_context(decisions, extra[1], normalised.text, article_text, thread_text)
         scores, explanation = {}, {}
         for index, label in enumerate(LABELS):
@@ -89,8 +89,8 @@ class Scorer:
         """Score many comments: items are dicts with "text" and optional "article", or plain strings."""
         return [self.score(item) if isinstance(item, str) else self.score(item.get("text"), item.get("article")) for item in items]
 
-    def _add_text(self, decisions, per_token, text: str) -> None:
-        """Add the word and character TF-IDF blocks of a normalised comment."""
+    def _add_text(self, decisions, per_token, text: str) -> list[tuple[str, int, int]]:
+        """Add the word and character TF-IDF blocks of a normalised comment; return its words."""
         words = [(m.group(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
         word_grams = list(word_ngrams([word[0] for word in words], *self._word_range))
         _add_block(decisions, per_token, words, _shares(word_grams, len(words)),
@@ -99,18 +99,25 @@ class Scorer:
         char_grams = [char_wb_grams(chunk[0], *self._char_range) for chunk in chunks]
         _add_block(decisions, per_token, chunks, [[(gram, 1.0) for gram in grams] for grams in char_grams],
                    Counter(gram for grams in char_grams for gram in grams), self._chars)
+        return chunks
 
-    def _add_marks(self, decisions, extra, marks: str) -> None:
-        """Add the TF-IDF block of marked words (L2-normalised like the others)."""
+    def _add_marks(self, decisions, per_token, extra, marks: str, listed: list[tuple[int, int]]) -> None:
+        """Add the TF-IDF block of marked words (L2-normalised like the others).
+
+        The abuse-list mark is credited to the listed words themselves, so they are highlighted.
+        """
         counts = Counter(marks.split())
         found = [(gram, (1.0 + math.log(count)) * self._marks[gram][0]) for gram, count in counts.items() if gram in self._marks]
         norm = math.sqrt(sum(value * value for _, value in found))
         for gram, value in found:
-            term = ABUSE_TERM if gram.endswith(ABUSE_MARK) else QUOTED_TERM if gram.startswith(QUOTED) else NEGATED_TERM
             for index in (0, 1):
                 contribution = value / norm * self._marks[gram][index + 1]
                 decisions[index] += contribution
-                extra[index][term] += contribution
+                if gram.endswith(ABUSE_MARK):
+                    for span in listed:
+                        per_token[index][span] += contribution / len(listed)
+                else:
+                    extra[index][QUOTED_TERM if gram.startswith(QUOTED) else NEGATED_TERM] += contribution
 
     def _add_context(self, decisions, extra, text, article_text, thread_text) -> None:
         """Add the off-topic context features and their contributions by explanation term."""
