@@ -52,12 +52,7 @@ def build(data_paths, registry: Registry, checks_path: Path | None = DEFAULT_CHE
 
     held_out = dataset.frame[holdout_mask(dataset.frame)].reset_index(drop=True)
     thresholds = {label: t.review for label, t in model.policy.thresholds.items()}
-    holdout_metrics, probabilities = evaluate(model.pipelines, thresholds, held_out)
-    by_source = {}
-    for source in dataset.sources:
-        rows = held_out[held_out["source"] == source.path].reset_index(drop=True)
-        if len(rows):
-            by_source[source.path] = evaluate(model.pipelines, thresholds, rows)[0]
+    holdout_metrics, by_source, probabilities = evaluate(model.pipelines, thresholds, held_out)
     progress(f"evaluated on {len(held_out)} held-out comments")
 
     version = registry.new_version()

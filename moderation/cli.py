@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 import click
-import pandas as pd
+import numpy as np
 
 from . import corpora
 from .build import DEFAULT_CHECKS, Progress, build
@@ -77,20 +77,19 @@ def evaluate_command(data, version, split, as_json):
     scorer = _registry().load(version)
     trained_on = {entry["sha256"] for entry in scorer.metadata["training_data"]}
     dataset = corpora.load(list(data))
-    parts, used = [], []
+    keep, used = np.zeros(len(dataset.frame), dtype=bool), []
+    held_out = holdout_mask(dataset.frame)
     for source in dataset.sources:
-        rows = dataset.frame[dataset.frame["source"] == source.path].reset_index(drop=True)
+        rows = (dataset.frame["source"] == source.path).to_numpy()
         only_holdout = split == "holdout" or (split == "auto" and source.sha256 in trained_on)
         if only_holdout:
-            rows = rows[holdout_mask(rows)].reset_index(drop=True)
-        parts.append((source.path, rows))
-        used.append({"path": source.path, "format": source.format, "rows": len(rows), "split": "holdout" if only_holdout else "all"})
-    thresholds = {label: t.review for label, t in scorer.policy.thresholds.items()}
-    by_source = {path: evaluate(scorer.pipelines, thresholds, rows)[0] for path, rows in parts if len(rows)}
-    combined = pd.concat([rows for _, rows in parts], ignore_index=True)
-    if combined.empty:
+            rows &= held_out
+        keep |= rows
+        used.append({"path": source.path, "format": source.format, "rows": int(rows.sum()), "split": "holdout" if only_holdout else "all"})
+    if not keep.any():
         raise click.ClickException("no rows to evaluate")
-    overall = evaluate(scorer.pipelines, thresholds, combined)[0]
+    thresholds = {label: t.review for label, t in scorer.policy.thresholds.items()}
+    overall, by_source, _ = evaluate(scorer.pipelines, thresholds, dataset.frame[keep].reset_index(drop=True))
     if as_json:
         click.echo(json.dumps({"model": scorer.version, "data": used, "metrics": overall, "by_source": by_source}, indent=2))
         return

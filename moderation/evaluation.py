@@ -39,15 +39,28 @@ def predict(pipelines: dict, frame: pd.DataFrame) -> dict[str, np.ndarray]:
     return {label: pipelines[label].predict_proba(rows)[:, 1] for label in LABELS}
 
 
-def evaluate(pipelines: dict, thresholds: dict, frame: pd.DataFrame) -> tuple[dict, dict]:
-    """Metrics per label over the rows whose label is known, and the probabilities behind them."""
+def evaluate(pipelines: dict, thresholds: dict, frame: pd.DataFrame) -> tuple[dict, dict, dict]:
+    """Metrics per label overall and per source file, and the probabilities behind them.
+
+    Every row is scored once, with the same article threads, whichever way it is counted.
+    """
     probabilities = predict(pipelines, frame)
+    overall = _metrics(frame, probabilities, thresholds, np.ones(len(frame), dtype=bool))
+    by_source = {
+        source: _metrics(frame, probabilities, thresholds, (frame["source"] == source).to_numpy())
+        for source in frame["source"].unique()
+    }
+    return overall, by_source, probabilities
+
+
+def _metrics(frame, probabilities, thresholds, rows) -> dict:
+    """Per-label metrics over the selected rows whose label is known."""
     metrics = {}
     for label in LABELS:
-        known = frame[label].notna().to_numpy()
+        known = rows & frame[label].notna().to_numpy()
         if known.any():
             metrics[label] = label_metrics(frame.loc[known, label], probabilities[label][known], thresholds[label])
-    return metrics, probabilities
+    return metrics
 
 
 def run_checks(scorer, checks: pd.DataFrame) -> list[dict]:
