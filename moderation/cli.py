@@ -83,8 +83,8 @@ def evaluate_command(data, version, split, as_json):
         rows = (dataset.frame["source"] == source.path).to_numpy()
         only_holdout = split == "holdout" or (split == "auto" and source.sha256 in trained_on)
         if only_holdout:
-            rows &= held_out
-        keep |= rows
+            rows = rows & held_out
+        keep = keep | rows
         used.append({"path": source.path, "format": source.format, "rows": int(rows.sum()), "split": "holdout" if only_holdout else "all"})
     if not keep.any():
         raise click.ClickException("no rows to evaluate")
