@@ -31,7 +31,7 @@ _SPECIAL = re.compile(
 _MAYBE_SPECIAL = re.compile(r"[@/]|\.\w|\d")
 _PLACEHOLDER = {"email": EMAIL, "url": URL, "mention": MENTION, "phone": PHONE}
 
-# Filler that obfuscators put inside a word ("enc*lé", "co_nnard", "Gbo^h").
+# Filler that obfuscators put inside a word ("enc*lé", "co_nnard", "id^iot").
 _INNER_JUNK = re.compile(r"(?<=[^\W\d_])[*_^~`|]+(?=[^\W\d_])")
 # Digits and symbols standing for letters between letters ("c0nn4rd", "s@lope", "ch!en").
 _LEET = re.compile(r"(?<=[^\W\d_])[013457@$!]+(?=[^\W\d_])")
