@@ -1,5 +1,6 @@
 """The command line: `python -m moderation COMMAND`."""
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -26,13 +27,12 @@ def _registry() -> Registry:
 
 def _fail_clearly(function):
     """Turn the engine's refusals into a one-line error and exit status 1, never a traceback."""
+    @functools.wraps(function)
     def wrapper(*args, **kwargs):
         try:
             return function(*args, **kwargs)
         except (DataError, RegistryError, InputError) as error:
             raise click.ClickException(str(error)) from None
-    wrapper.__name__ = function.__name__
-    wrapper.__doc__ = function.__doc__
     return wrapper
 
 
@@ -45,7 +45,7 @@ def main():
 @click.option("--data", "data", multiple=True, required=True, type=click.Path(path_type=Path),
               help="A data file or folder; repeat for several.")
 @click.option("--activate", is_flag=True, help="Make the new version active if it passes the checks.")
-@click.option("--checks", type=click.Path(path_type=Path), default=DEFAULT_CHECKS, show_default=True,
+@click.option("--checks", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=DEFAULT_CHECKS, show_default=True,
               help="Must-flag / must-pass list the model is checked against.")
 @_fail_clearly
 def train_command(data, activate, checks):
@@ -80,7 +80,7 @@ def evaluate_command(data, version, split, as_json):
     keep, used = np.zeros(len(dataset.frame), dtype=bool), []
     held_out = holdout_mask(dataset.frame)
     for source in dataset.sources:
-        rows = (dataset.frame["source"] == source.path).to_numpy()
+        rows = (dataset.frame["file"] == source.path).to_numpy()
         only_holdout = split == "holdout" or (split == "auto" and source.sha256 in trained_on)
         if only_holdout:
             rows = rows & held_out
@@ -120,18 +120,24 @@ def score_command(version):
             result = {"id": None, "error": f"line {number} is longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB"}
         else:
             result = _score_line(scorer, line, number)
-        stdout.write(_dumps(result) + "\n")
-        stdout.flush()
+        try:
+            stdout.write(_dumps(result) + "\n")
+            stdout.flush()
+        except BrokenPipeError:
+            sys.stderr.close()
+            return
 
 
 def _score_line(scorer, line: bytes, number: int) -> dict:
     """One output record for one input line: scores, or an error that says what is wrong."""
     try:
-        record = json.loads(line.decode("utf-8"))
+        record = json.loads(line.decode("utf-8-sig" if number == 1 else "utf-8"), parse_constant=_refuse_constant)
     except UnicodeDecodeError as error:
         return {"id": None, "error": f"line {number} is not UTF-8 (byte {error.start})"}
     except json.JSONDecodeError as error:
         return {"id": None, "error": f"line {number} is not valid JSON: {error.msg} at column {error.colno}"}
+    except (ValueError, RecursionError) as error:
+        return {"id": None, "error": f"line {number} cannot be read as JSON: {str(error)[:200] or type(error).__name__}"}
     if not isinstance(record, dict):
         return {"id": None, "error": f"line {number} must be a JSON object, not {type(record).__name__}"}
     identifier = record.get("id")
@@ -141,13 +147,18 @@ def _score_line(scorer, line: bytes, number: int) -> dict:
         return {"id": identifier, "error": str(error)}
 
 
+def _refuse_constant(name: str):
+    """NaN and Infinity are not JSON; echoing them back would break the reader of the output."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def _dumps(result: dict) -> str:
     """Readable JSON; escaped if an echoed id holds characters UTF-8 cannot carry."""
-    text = json.dumps(result, ensure_ascii=False)
+    text = json.dumps(result, ensure_ascii=False, allow_nan=False)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        text = json.dumps(result)
+        text = json.dumps(result, allow_nan=False)
     return text
 
 

@@ -224,6 +224,7 @@ def _source(file: Path, kind: str, table: pd.DataFrame) -> Source:
     """Convert one file's table to canonical rows, dropping rows without text."""
     frame = _CONVERTERS[kind](table, file)
     frame["source"] = frame["source"].where(frame["source"] != "", str(file))
+    frame["file"] = str(file)
     empty = frame["text"].str.strip() == ""
     frame = frame[~empty].reset_index(drop=True)
     digest = hashlib.sha256(file.read_bytes()).hexdigest()

@@ -47,8 +47,8 @@ def evaluate(pipelines: dict, thresholds: dict, frame: pd.DataFrame) -> tuple[di
     probabilities = predict(pipelines, frame)
     overall = _metrics(frame, probabilities, thresholds, np.ones(len(frame), dtype=bool))
     by_source = {
-        source: _metrics(frame, probabilities, thresholds, (frame["source"] == source).to_numpy())
-        for source in frame["source"].unique()
+        path: _metrics(frame, probabilities, thresholds, (frame["file"] == path).to_numpy())
+        for path in frame["file"].unique()
     }
     return overall, by_source, probabilities
 

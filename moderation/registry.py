@@ -7,6 +7,7 @@ installation's secret key, and both are checked (with the library versions) befo
 
 import hashlib
 import hmac
+import io
 import json
 import os
 import platform
@@ -86,12 +87,11 @@ def _sha256(path: Path) -> str:
 
 def _write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write to a temporary file beside path, then rename over it: readers see old or new, never half."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(temporary, "wb") as handle:
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
-    os.chmod(temporary, mode)
     os.replace(temporary, path)
 
 
@@ -104,11 +104,14 @@ class Registry:
     def _pointer(self) -> dict:
         """The active version and the stack of versions active before it."""
         try:
-            return json.loads((self.root / POINTER).read_text())
+            pointer = json.loads((self.root / POINTER).read_text())
         except FileNotFoundError:
             return {"version": None, "previous": []}
         except (OSError, ValueError) as error:
             raise RegistryError(f"{self.root / POINTER} is unreadable ({error}); run: python -m moderation models activate VERSION") from None
+        if not isinstance(pointer, dict):
+            raise RegistryError(f"{self.root / POINTER} is not a pointer object; run: python -m moderation models activate VERSION")
+        return pointer
 
     def active(self) -> str | None:
         """The version every process should be serving, or None."""
@@ -159,6 +162,10 @@ class Registry:
 
     def verify(self, version: str) -> dict:
         """Metadata of a version after checking its signature, checksum and library versions."""
+        return self._verified(version)[0]
+
+    def _verified(self, version: str) -> tuple[dict, bytes]:
+        """Checked metadata and the model bytes that were checked: loading re-reads nothing."""
         folder = self.root / version
         if not version or "/" in version or version.startswith(".") or not folder.is_dir():
             raise RegistryError(f"no model version '{version}' in {self.root}")
@@ -166,7 +173,9 @@ class Registry:
             metadata = json.loads((folder / METADATA_FILE).read_text())
         except (OSError, ValueError) as error:
             raise RegistryError(f"model {version}: metadata.json is missing or unreadable ({error})") from None
-        if not hmac.compare_digest(str(metadata.get("signature", "")), _signature(metadata, signing_key())):
+        if not isinstance(metadata, dict) or not hmac.compare_digest(
+            str(metadata.get("signature", "")).encode("utf-8", "replace"), _signature(metadata, signing_key()).encode()
+        ):
             raise RegistryError(
                 f"model {version}: metadata.json is not signed by this installation's key "
                 "(MODERATION_SECRET_KEY or instance/secret_key); refusing to load it"
@@ -174,7 +183,8 @@ class Registry:
         model_path = folder / MODEL_FILE
         if not model_path.exists():
             raise RegistryError(f"model {version}: {MODEL_FILE} is missing")
-        actual = _sha256(model_path)
+        content = model_path.read_bytes()
+        actual = hashlib.sha256(content).hexdigest()
         if actual != metadata.get("model_sha256"):
             raise RegistryError(
                 f"model {version}: {MODEL_FILE} has sha256 {actual[:12]}…, metadata.json says "
@@ -184,15 +194,15 @@ class Registry:
         different = [f"{name} {expected.get(name)} (installed {installed[name]})" for name in installed if expected.get(name) != installed[name]]
         if different:
             raise RegistryError(f"model {version} was built with {', '.join(different)}; retrain it with this install")
-        return metadata
+        return metadata, content
 
     def load(self, version: str | None = None) -> Scorer:
         """A scorer for a verified version (the active one by default)."""
         version = version or self.active()
         if version is None:
             raise NoModelError(f"no active model in {self.root}; {TRAIN_HINT}")
-        metadata = self.verify(version)
-        payload = joblib.load(self.root / version / MODEL_FILE)
+        metadata, content = self._verified(version)
+        payload = joblib.load(io.BytesIO(content))
         return Scorer(payload["pipelines"], Policy.from_dict(metadata["thresholds"]), version, metadata)
 
     def activate(self, version: str) -> None:
@@ -225,8 +235,9 @@ class Registry:
 class ActiveScorer:
     """The active version's scorer for a long-running process, following the pointer.
 
-    The pointer is looked at no more than every `interval` seconds; a version that fails to
-    load is reported in `error` while the previous scorer keeps serving.
+    The pointer is looked at no more than every `interval` seconds, by one thread while the
+    others keep scoring; a version that fails to load is reported in `error` while the
+    previous scorer keeps serving.
     """
 
     def __init__(self, registry: Registry, interval: float = 2.0):
@@ -239,11 +250,13 @@ class ActiveScorer:
 
     def get(self) -> Scorer:
         """The scorer to use now; raises NoModelError when no model has ever loaded."""
-        if time.monotonic() - self._checked >= self.interval:
-            with self._lock:
+        if time.monotonic() - self._checked >= self.interval and self._lock.acquire(blocking=self._scorer is None):
+            try:
                 if time.monotonic() - self._checked >= self.interval:
-                    self._refresh()
                     self._checked = time.monotonic()
+                    self._refresh()
+            finally:
+                self._lock.release()
         if self._scorer is None:
             raise NoModelError(self.error or f"no active model; {TRAIN_HINT}")
         return self._scorer
@@ -257,5 +270,5 @@ class ActiveScorer:
             elif self._scorer is None or self._scorer.version != version:
                 self._scorer = self.registry.load(version)
                 self.error = None
-        except RegistryError as error:
-            self.error = str(error)
+        except Exception as error:  # a serving process keeps its model whatever the new one does
+            self.error = str(error) or type(error).__name__

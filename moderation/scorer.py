@@ -16,7 +16,7 @@ from .features import CONTEXT_FEATURES, TOKEN_PATTERN, char_wb_grams, word_ngram
 from .lexicon import ABUSE_MARK, abusive_positions
 from .policy import Policy
 from .text import FUNCTION_WORDS, QUOTED, marked_words, normalise, normalise_text
-from .validation import check_article, check_text
+from .validation import InputError, check_article, check_text
 
 EXPLANATION_TERMS = 5
 EXPLANATION_MIN_WEIGHT = 0.05
@@ -65,6 +65,8 @@ class Scorer:
         check_text(text)
         article_text, thread_text = check_article(article)
         normalised = normalise(text)
+        if not normalised.text:
+            raise InputError("'text' has no visible characters", "text")
         decisions, per_token = [0.0, 0.0], [defaultdict(float), defaultdict(float)]
         extra = [defaultdict(float), defaultdict(float)]
         chunks = self._add_text(decisions, per_token, normalised.text)

@@ -13,10 +13,9 @@ from .lexicon import ABUSE_MARK, abusive_positions
 
 URL = "xurlx"
 EMAIL = "xemailx"
-MENTION = "xuserx"
 PHONE = "xphonex"
 NUMBER = "xnumx"
-PLACEHOLDERS = frozenset({URL, EMAIL, MENTION, PHONE, NUMBER})
+PLACEHOLDERS = frozenset({URL, EMAIL, PHONE, NUMBER})
 
 # Possessive quantifiers and start-of-token lookbehinds keep this linear on long comments.
 _SPECIAL = re.compile(
@@ -29,7 +28,9 @@ _SPECIAL = re.compile(
 )
 # Every placeholder needs one of these; most comments have none and skip the costly search.
 _MAYBE_SPECIAL = re.compile(r"[@/]|\.\w|\d")
-_PLACEHOLDER = {"email": EMAIL, "url": URL, "mention": MENTION, "phone": PHONE}
+# An @mention is dropped: whom a comment answers says nothing about it, and "@Awa merci" is
+# everyday politeness (a placeholder learnt a toxic weight from harassment aimed at commenters).
+_PLACEHOLDER = {"email": EMAIL, "url": URL, "mention": "", "phone": PHONE}
 
 # Filler that obfuscators put inside a word ("enc*lé", "co_nnard", "id^iot").
 _INNER_JUNK = re.compile(r"(?<=[^\W\d_])[*_^~`|]+(?=[^\W\d_])")
@@ -39,7 +40,7 @@ _LEET_MAP = str.maketrans("013457@$!", "oieastasi")
 # Three or more single letters split by spaces or punctuation ("s a l o p e", "p.u.t.e").
 _SPACED = re.compile(r"(?<!\w)[^\W\d_](?:[ .\-_*+|/]{1,2}[^\W\d_]){2,}(?!\w)")
 _SPACED_SEPARATORS = re.compile(r"[ .\-_*+|/]")
-_NUMBER = re.compile(r"(?<![^\W\d_])\d+(?![^\W\d_])")
+_NUMBER = re.compile(r"(?<![^\W_])\d++(?![^\W\d_])")
 _REPEAT = re.compile(r"(.)\1{2,}")
 _NOT_WORD = re.compile(r"[^\w\s]")
 _SPACES = re.compile(r" {2,}")
@@ -108,9 +109,8 @@ class _Builder:
     def add_folded(self, original: str, start: int, end: int) -> None:
         """Append the folded form of original[start:end], one original character at a time."""
         folded = [_fold_char(char) for char in original[start:end]]
-        joined = "".join(folded)
-        if len(joined) == end - start:
-            self.chars.extend(joined)
+        if all(len(text) == 1 for text in folded):
+            self.chars.extend(folded)
             self.starts.extend(range(start, end))
             self.ends.extend(range(start + 1, end + 1))
             return
@@ -124,7 +124,8 @@ def _first_pass(text: str) -> _Builder:
     position = 0
     for match in _SPECIAL.finditer(text) if _MAYBE_SPECIAL.search(text) else ():
         out.add_folded(text, position, match.start())
-        out.add(f" {_PLACEHOLDER[match.lastgroup]} ", match.start(), match.end())
+        placeholder = _PLACEHOLDER[match.lastgroup]
+        out.add(f" {placeholder} " if placeholder else " ", match.start(), match.end())
         position = match.end()
     out.add_folded(text, position, len(text))
     return out

@@ -90,7 +90,7 @@ def examples(frame: pd.DataFrame) -> list[tuple[str, str, str]]:
 
 def sample_weights(frame: pd.DataFrame, formats: dict[str, str]) -> np.ndarray:
     """Per-row weight from the format of the row's source."""
-    return frame["source"].map(lambda source: SOURCE_WEIGHTS.get(formats.get(source, "canonical"), 1.0)).to_numpy(float)
+    return frame["file"].map(lambda path: SOURCE_WEIGHTS.get(formats.get(path, "canonical"), 1.0)).to_numpy(float)
 
 
 def _classifier(label: str, splits) -> CalibratedClassifierCV:
@@ -239,7 +239,7 @@ def train(dataset: Dataset, progress=lambda message: None) -> TrainedModel:
     progress(f"vocabulary: {len(text_features.word_.vocabulary_)} words, {len(text_features.char_.vocabulary_)} character n-grams")
     feature_steps = {"toxic": text_features, "off_topic": FeatureUnion([("text", text_features), ("context", context_features)])}
     # Thresholds are judged on news comments when there are any, not on keyword-collected tweets.
-    news = (frame["source"].map(formats) == "canonical").to_numpy()
+    news = (frame["file"].map(formats) == "canonical").to_numpy()
 
     pipelines, thresholds, suggestions = {}, {}, {}
     for label in LABELS:

@@ -1,9 +1,12 @@
 """The command line as a user runs it: real subprocesses, real files, real stdin and stdout."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
-from .conftest import json_lines, resign, run_cli
+from .conftest import ROOT, json_lines, resign, run_cli
 
 
 def test_train_reports_progress_version_metrics_and_report(trained):
@@ -52,6 +55,10 @@ def test_bad_lines_get_error_lines_and_their_neighbours_are_scored(models_dir):
         (b'{"id": "s", "text": "bad \\ud800 surrogate"}', "lone surrogate"),
         (json.dumps({"id": "a", "text": "ok", "article": "titre"}).encode(), "'article' must be an object"),
         (b"", "not valid JSON"),
+        (b'{"id": 1' + b"0" * 5000 + b', "text": "x"}', "cannot be read as JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "cannot be read as JSON"),
+        (b'{"id": NaN, "text": "x"}', "NaN is not a JSON value"),
+        (json.dumps({"id": "z", "text": "\u200b\u200f"}).encode(), "no visible characters"),
     ]
     stdin = good + b"\n" + b"\n".join(line + b"\n" + good for line, _ in bad_lines) + b"\n"
     result = run_cli("score", models_dir=models_dir, stdin=stdin)
@@ -120,3 +127,23 @@ def test_models_list_activate_rollback(trained, tmp_path):
     assert refused.returncode == 1 and "no model version 'no-such-version'" in refused.stderr.decode()
     nothing = run_cli("models", "rollback", models_dir=copy)
     assert nothing.returncode == 1 and "nothing to roll back to" in nothing.stderr.decode()
+
+
+def test_a_missing_check_list_is_refused_not_skipped(tmp_path):
+    result = run_cli("train", "--data", "data", "--checks", str(tmp_path / "nope.csv"), models_dir=tmp_path / "m")
+    assert result.returncode == 2 and "nope.csv" in result.stderr.decode()
+
+
+def test_rows_with_their_own_source_are_all_evaluated(models_dir, tmp_path):
+    (tmp_path / "site.csv").write_text("text,toxic,source\nespèce d'idiot,1,site\nmerci,0,site\nbravo,0,\n", encoding="utf-8")
+    report = json.loads(run_cli("evaluate", "--data", str(tmp_path / "site.csv"), "--json", models_dir=models_dir, check=True).stdout)
+    assert report["metrics"]["toxic"]["rows"] == 3
+
+
+def test_output_closed_early_is_not_an_error(models_dir):
+    stdin = b"\n".join(json.dumps({"text": f"commentaire {n}"}).encode() for n in range(2000)) + b"\n"
+    env_cmd = f"{sys.executable} -m moderation score | head -1"
+    result = subprocess.run(env_cmd, shell=True, cwd=ROOT, input=stdin, capture_output=True, timeout=300,
+                            env=dict(os.environ, MODERATION_MODELS_DIR=str(models_dir)))
+    assert len(result.stdout.splitlines()) == 1
+    assert b"Traceback" not in result.stderr

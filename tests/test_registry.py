@@ -114,3 +114,17 @@ def test_interrupted_save_leaves_nothing_half_written(tmp_path, trained):
         registry.save("20260103-000000", {"pipelines": {}}, {"thresholds": {}}, crash)
     assert list(tmp_path.iterdir()) == []
     assert registry.versions() == []
+
+
+def test_a_malformed_signature_is_refused_and_serving_goes_on(two_versions):
+    two_versions.activate("20260101-000000")
+    live = ActiveScorer(two_versions, interval=0)
+    assert live.get().version == "20260101-000000"
+    path = two_versions.root / "20260102-000000" / "metadata.json"
+    metadata = json.loads(path.read_text())
+    metadata["signature"] = "é"
+    path.write_text(json.dumps(metadata))
+    with pytest.raises(RegistryError, match="not signed"):
+        two_versions.activate("20260102-000000")
+    two_versions._write_pointer("20260102-000000", ["20260101-000000"])
+    assert live.get().version == "20260101-000000" and "not signed" in live.error

@@ -105,6 +105,11 @@ def test_explanation_of_spam_points_at_the_link(scorer):
     assert [text[a:b] for a, b in link["spans"]] == ["https://gain-rapide.example/go"]
 
 
+@pytest.mark.parametrize("reply", ["@Awa merci", "@Jean oui, tout à fait", "@Kader225 bravo pour l'analyse"])
+def test_a_friendly_reply_to_someone_is_not_flagged(scorer, reply):
+    assert "toxic" not in scorer.score(reply, ARTICLE)["labels"]
+
+
 def test_score_many_keeps_order_and_equals_single_scores(scorer):
     items = [{"text": "Bravo aux soldats"}, "Espèce de C0NN4RD", {"text": "ok", "article": ARTICLE}]
     many = scorer.score_many(items)

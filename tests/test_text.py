@@ -1,5 +1,7 @@
 """Normalisation: what French comments look like after it, and that every character maps back."""
 
+import unicodedata
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,10 +22,11 @@ from moderation.text import marked_words, normalise, normalise_text
         ("enc*lé, co_nnard, id^iot", "encle connard idiot"),
         ("va\u200bu\u200bri\u200fen", "vaurien"),
         ("voir https://promo.example/x?a=1 ou www.gain.example", "voir xurlx ou xurlx"),
-        ("écris à gagnant@mail.example ou @Kader225", "ecris a xemailx ou xuserx"),
+        ("écris à gagnant@mail.example ou @Kader225", "ecris a xemailx ou"),
         ("WhatsApp +225 07 00 00 00 00 maintenant", "whatsapp xphonex maintenant"),
         ("En 2026, 3 morts", "en xnumx xnumx morts"),
         ("le 1er et le G5", "le 1er et le g5"),
+        ("covid19 et G20", "covid19 et g20"),
         ("l'armée d’aujourd’hui", "l armee d aujourd hui"),
         ("bravo 👏👏 🐒", "bravo 👏 👏 🐒"),
     ],
@@ -41,6 +44,18 @@ def test_plain_words_and_single_letters_are_not_joined():
 def test_empty_or_invisible_text_normalises_without_error(raw):
     normalised = normalise(raw)
     assert len(normalised.text) == len(normalised.starts) == len(normalised.ends)
+
+
+@pytest.mark.parametrize("raw", [
+    unicodedata.normalize("NFD", "Cet été, quel C0NN4RD 👍"),
+    "\u200b\u200bquel C0NN4RD 👍",
+    "Straße: quel C0NN4RD",
+])
+def test_spans_stay_right_when_removed_and_added_characters_cancel_out(raw):
+    normalised = normalise(raw)
+    start = normalised.text.index("connard")
+    begin, end = normalised.span(start, start + len("connard"))
+    assert raw[begin:end] == "C0NN4RD"
 
 
 def test_spans_point_at_the_obfuscated_original():
