@@ -76,15 +76,6 @@ def _signature(metadata: dict, key: bytes) -> str:
     return hmac.new(key, payload, hashlib.sha256).hexdigest()
 
 
-def _sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write to a temporary file beside path, then rename over it: readers see old or new, never half."""
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
@@ -148,7 +139,8 @@ class Registry:
         staging.mkdir()
         try:
             joblib.dump(payload, staging / MODEL_FILE)
-            metadata = dict(metadata, version=version, model_file=MODEL_FILE, model_sha256=_sha256(staging / MODEL_FILE))
+            digest = hashlib.sha256((staging / MODEL_FILE).read_bytes()).hexdigest()
+            metadata = dict(metadata, version=version, model_file=MODEL_FILE, model_sha256=digest)
             metadata["libraries"] = library_versions()
             metadata["signature"] = _signature(metadata, signing_key())
             (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2, ensure_ascii=False) + "\n")

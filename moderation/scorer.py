@@ -45,13 +45,14 @@ class Scorer:
         self._word_range = text_features.word_.ngram_range
         self._char_range = text_features.char_.ngram_range
         weights = {label: _calibrated_parts(pipelines[label]) for label in LABELS}
-        n_words = len(text_features.word_.vocabulary_)
-        self._words = _table(text_features.word_, [weights[label][0] for label in LABELS], 0)
-        self._chars = _table(text_features.char_, [weights[label][0] for label in LABELS], n_words)
-        n_chars = len(text_features.char_.vocabulary_)
-        self._marks = _table(text_features.marks_, [weights[label][0] for label in LABELS], n_words + n_chars)
-        n_text = n_words + n_chars + len(text_features.marks_.vocabulary_)
-        self._context_weights = weights["off_topic"][0][n_text:].tolist()
+        coefficients = [weights[label][0] for label in LABELS]
+        offset = 0
+        tables = []
+        for vectorizer in (text_features.word_, text_features.char_, text_features.marks_):
+            tables.append(_table(vectorizer, coefficients, offset))
+            offset += len(vectorizer.vocabulary_)
+        self._words, self._chars, self._marks = tables
+        self._context_weights = weights["off_topic"][0][offset:].tolist()
         self._intercepts = [weights[label][1] for label in LABELS]
         self._calibration = [weights[label][2] for label in LABELS]
         self._context_vector = lru_cache(maxsize=512)(self._normalised_vector)
