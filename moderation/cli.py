@@ -7,10 +7,14 @@ from pathlib import Path
 
 import click
 import numpy as np
+from sqlalchemy import select
 
 from . import corpora
+from .auth.models import MIN_PASSWORD, MODERATOR, ROLES, User, username_problem
 from .build import DEFAULT_CHECKS, Progress, build
 from .corpora import LABELS, DataError
+from .database import Database, utcnow
+from .demo import load_demo
 from .evaluation import evaluate
 from .registry import Registry, RegistryError
 from .report import metrics_table
@@ -199,3 +203,51 @@ def models_activate(version):
 def models_rollback():
     """Re-activate the version that was active before the current one."""
     click.echo(f"rolled back to {_registry().rollback()}")
+
+
+@main.command("init-db")
+@_fail_clearly
+def init_db_command():
+    """Create or migrate the database (MODERATION_DATABASE_URL, default SQLite in instance/)."""
+    database = Database()
+    database.upgrade()
+    click.echo(f"database ready: {database.engine.url.render_as_string(hide_password=True)}")
+
+
+@main.command("create-user")
+@click.argument("name")
+@click.option("--role", type=click.Choice(ROLES), default=MODERATOR, show_default=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin instead of a prompt.")
+@_fail_clearly
+def create_user_command(name, role, password_stdin):
+    """Create a moderator or admin account."""
+    problem = username_problem(name)
+    if problem:
+        raise click.ClickException(problem)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    if len(password) < MIN_PASSWORD:
+        raise click.ClickException(f"the password must have at least {MIN_PASSWORD} characters")
+    database = Database()
+    database.upgrade()
+    with database.session() as session:
+        if session.scalar(select(User).where(User.username == name)) is not None:
+            raise click.ClickException(f"the username {name!r} is taken")
+        user = User(username=name, role=role)
+        user.set_password(password)
+        session.add(user)
+        session.commit()
+    click.echo(f"created {role} {name}")
+
+
+@main.command("demo")
+@_fail_clearly
+def demo_command():
+    """Load the demo articles and comments from data/ (scored by the active model; safe to run twice)."""
+    database = Database()
+    database.upgrade()
+    with database.session() as session:
+        count = load_demo(session, _registry().load(), utcnow(), Progress(lambda line: click.echo(line, err=True)))
+    click.echo(f"demo: {count} comments received")

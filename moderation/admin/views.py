@@ -1,0 +1,151 @@
+"""Admin pages: moderator accounts, thresholds and QA share, pre-moderated articles."""
+
+import secrets
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from .. import settings
+from ..auth.models import ADMIN, LANGUAGES, ROLES, User, username_problem
+from ..comments.models import Article
+from ..policy import LabelThresholds
+from ..registry import NoModelError
+from ..service import set_premoderation
+from ..web import admin_required, db, scorer
+
+blueprint = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates")
+
+
+@blueprint.route("/")
+@admin_required
+def index():
+    """The admin home leads to users."""
+    return redirect(url_for("admin.users"))
+
+
+@blueprint.route("/users", methods=["GET", "POST"])
+@admin_required
+def users():
+    """List accounts and create one; the generated password is shown once."""
+    if request.method == "POST":
+        username, role = request.form.get("username", "").strip(), request.form.get("role")
+        problem = new_user_problem(username, role)
+        if problem:
+            flash(problem, "error")
+        else:
+            password = secrets.token_urlsafe(12)
+            user = User(username=username, role=role, language=request.form.get("language") if request.form.get("language") in LANGUAGES else None)
+            user.set_password(password)
+            db().add(user)
+            try:
+                db().commit()
+                flash(_("Account %(name)s created. Its password, shown only now: %(password)s", name=username, password=password), "secret")
+            except IntegrityError:
+                db().rollback()
+                flash(_("The username %(name)s is taken.", name=username), "error")
+        return redirect(url_for("admin.users"))
+    return render_template("admin/users.html", users=list(db().scalars(select(User).order_by(User.username))), roles=ROLES)
+
+
+def new_user_problem(username: str, role: str | None) -> str | None:
+    """Why a new account cannot be made with these values, or None."""
+    if username_problem(username):
+        return _("A username is 1 to 80 visible characters without spaces.")
+    if role not in ROLES:
+        return _("Choose the role moderator or admin.")
+    return None
+
+
+@blueprint.route("/users/<int:user_id>", methods=["POST"])
+@admin_required
+def user(user_id):
+    """Change one account: role, active, unlock, or a new password (shown once)."""
+    found = db().get(User, user_id) or abort(404)
+    action = request.form.get("action")
+    if found.id == current_user.id and action in ("deactivate", "role"):
+        flash(_("You cannot demote or deactivate your own account."), "error")
+        return redirect(url_for("admin.users"))
+    if action == "role" and request.form.get("role") in ROLES:
+        found.role = request.form["role"]
+        flash(_("%(name)s is now %(role)s.", name=found.username, role=found.role), "info")
+    elif action in ("activate", "deactivate"):
+        found.active = action == "activate"
+        flash(_("%(name)s can log in again.", name=found.username) if found.active else _("%(name)s can no longer log in.", name=found.username), "info")
+    elif action == "unlock":
+        found.locked_until, found.failed_logins = None, 0
+        flash(_("%(name)s is unlocked.", name=found.username), "info")
+    elif action == "password":
+        password = secrets.token_urlsafe(12)
+        found.set_password(password)
+        found.locked_until, found.failed_logins = None, 0
+        flash(_("New password for %(name)s, shown only now: %(password)s", name=found.username, password=password), "secret")
+    else:
+        flash(_("Unknown change."), "error")
+        return redirect(url_for("admin.users"))
+    db().commit()
+    return redirect(url_for("admin.users"))
+
+
+@blueprint.route("/thresholds", methods=["GET", "POST"])
+@admin_required
+def thresholds():
+    """Review and reject thresholds per label (blank follows the model) and the QA sample share."""
+    try:
+        model_policy = scorer().policy
+    except NoModelError:
+        model_policy = None
+    site = settings.current(db())
+    if request.method == "POST":
+        labels = model_policy.thresholds if model_policy else site.thresholds
+        pinned, problems = {}, []
+        for label in labels:
+            review, reject = (request.form.get(f"{label}_{kind}", "").strip() for kind in ("review", "reject"))
+            if not review and not reject:
+                continue
+            try:
+                review_value = float(review) if review else labels[label].review
+                pinned[label] = LabelThresholds(review_value, float(reject) if reject else None)
+            except ValueError:
+                problems.append(_("%(label)s: thresholds are numbers from 0 to 1, and reject is at least review.", label=label))
+        share = request.form.get("qa_share", "").strip()
+        try:
+            share_value = float(share) / 100 if share else settings.DEFAULT_QA_SHARE
+            if not 0 <= share_value <= 1:
+                raise ValueError
+        except ValueError:
+            problems.append(_("The QA sample is a percentage from 0 to 100."))
+        for problem in problems:
+            flash(problem, "error")
+        if not problems:
+            settings.pin_thresholds(db(), pinned)
+            settings.set_qa_share(db(), share_value)
+            db().commit()
+            flash(_("Thresholds saved. They apply to comments received from now on."), "info")
+        return redirect(url_for("admin.thresholds"))
+    return render_template("admin/thresholds.html", model_policy=model_policy, site=site)
+
+
+@blueprint.route("/premoderation", methods=["GET", "POST"])
+@admin_required
+def premoderation():
+    """Articles under pre-moderation; add one by its id on the site, or take one off."""
+    if request.method == "POST":
+        external_id = request.form.get("article", "").strip()
+        found = db().scalar(select(Article).where(Article.external_id == external_id))
+        if found is None:
+            flash(_("No article has the id %(id)s.", id=external_id[:80]), "error")
+        else:
+            set_premoderation(db(), found, request.form.get("premoderated") == "on")
+            flash(_("Saved."), "info")
+        return redirect(url_for("admin.premoderation"))
+    articles = list(db().scalars(select(Article).where(Article.premoderated).order_by(Article.title)))
+    return render_template("admin/premoderation.html", articles=articles)
+
+
+@blueprint.app_context_processor
+def _roles():
+    """Templates show admin links by role."""
+    return {"ADMIN": ADMIN}

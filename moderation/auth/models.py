@@ -1,0 +1,57 @@
+"""Moderators and admins: who may log in, with which role and interface language."""
+
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import Boolean, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from ..database import Base, UTCDateTime, utcnow
+
+MODERATOR = "moderator"
+ADMIN = "admin"
+ROLES = (MODERATOR, ADMIN)
+LANGUAGES = ("fr", "en")
+MIN_PASSWORD = 10
+
+
+def username_problem(username: str) -> str | None:
+    """Why a username cannot be used, or None: 1 to 80 visible characters, no spaces."""
+    if not username or len(username) > 80 or any(not ch.isprintable() or ch.isspace() for ch in username):
+        return "a username is 1 to 80 visible characters without spaces"
+    return None
+
+
+class User(UserMixin, Base):
+    """A person who works the queue (moderator) or also runs the installation (admin)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default=MODERATOR)
+    language: Mapped[str | None] = mapped_column(String(8))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def is_active(self) -> bool:
+        """Flask-Login refuses deactivated accounts."""
+        return self.active
+
+    @property
+    def is_admin(self) -> bool:
+        """Admins also manage users, thresholds and pre-moderation."""
+        return self.role == ADMIN
+
+    def set_password(self, password: str) -> None:
+        """Store a salted hash, never the password."""
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        """Whether the password matches the stored hash."""
+        return check_password_hash(self.password_hash, password)

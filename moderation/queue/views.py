@@ -1,0 +1,65 @@
+"""The review queue: waiting comments by priority, filters, and single or bulk decisions."""
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from ..comments.decisions import ACTIONS, refusal_message, status_for
+from ..comments.models import REASONS
+from ..database import utcnow
+from ..service import Refused, claim, decide
+from ..validation import InputError
+from ..web import db
+from .listing import Filters, claimed_elsewhere, waiting
+
+blueprint = Blueprint("queue", __name__, template_folder="templates")
+
+MAX_BULK = 200
+
+
+@blueprint.route("/")
+@login_required
+def home():
+    """The queue is where moderators start."""
+    return redirect(url_for("queue.index"))
+
+
+@blueprint.route("/queue")
+@login_required
+def index():
+    """A page of the queue; the comments shown are claimed for the moderator for a few minutes."""
+    filters = Filters.from_args(request.args)
+    for name, value in filters.errors.items():
+        flash(_("The filter %(name)s was ignored: %(value)s is not a valid value.", name=name, value=value[:40]), "error")
+    now = utcnow()
+    page = waiting(db(), current_user, filters, request.args.get("page", 1, type=int), now)
+    claim(db(), current_user, [comment.id for comment in page.comments], now)
+    return render_template("queue/index.html", page=page, filters=filters, reasons=REASONS,
+                           claimed_elsewhere=claimed_elsewhere(db(), current_user, now))
+
+
+@blueprint.route("/queue/bulk", methods=["POST"])
+@login_required
+def bulk():
+    """Approve or reject every ticked comment; each refusal is reported, the rest go through."""
+    action, reason = request.form.get("action"), request.form.get("reason") or None
+    selected = request.form.getlist("comment")[:MAX_BULK]
+    if action not in ACTIONS or not selected:
+        flash(_("Tick at least one comment, then choose approve or reject."), "error")
+        return redirect(request.referrer or url_for("queue.index"))
+    done, refused = 0, []
+    for value in selected:
+        comment_id, _sep, revision = value.partition(":")
+        if not comment_id.isdigit() or not revision.isdigit():
+            refused.append(_("%(value)s is not a comment of this queue.", value=value[:40]))
+            continue
+        try:
+            decide(db(), int(comment_id), current_user, status_for(action), reason, int(revision))
+            done += 1
+        except (Refused, InputError) as error:
+            refused.append(refusal_message(error, int(comment_id)))
+    if done:
+        flash(_("%(count)d comments approved.", count=done) if action == "approve" else _("%(count)d comments rejected.", count=done), "info")
+    for message in refused:
+        flash(message, "error")
+    return redirect(request.referrer or url_for("queue.index"))

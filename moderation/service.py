@@ -1,0 +1,307 @@
+"""The service layer: every change to comments goes through here, in one transaction each.
+
+`receive_comment` takes a comment from the site (or the demo, or an import), scores it with
+the active model, applies the policy and records the revision, score, status and the model's
+decision together. `decide` records a moderator's decision, refusing a second one. The web
+views, the API and the CLI call these and do not repeat them.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from . import settings
+from .admin.models import ModelVersion
+from .auth.models import User
+from .comments.models import (
+    BY_MODEL,
+    BY_MODERATOR,
+    CONFIRM,
+    OVERRIDE,
+    PENDING,
+    PUBLISHED,
+    REASONS,
+    REJECTED,
+    Article,
+    Comment,
+    Decision,
+    Revision,
+    Score,
+)
+from .database import utcnow
+from .policy import PUBLISH, REJECT, REVIEW, in_sample, priority
+from .scorer import Scorer
+from .validation import InputError, check_text
+
+CLAIM_MINUTES = 5
+THREAD_COMMENTS = 20
+MAX_ID_CHARS = 255
+STATUS_OF = {PUBLISH: PUBLISHED, REVIEW: PENDING, REJECT: REJECTED}
+
+
+class Refused(Exception):
+    """A change the service will not make; the message says what a moderator or client can do."""
+
+
+class UnknownComment(Refused):
+    """No comment has this id."""
+
+    def __init__(self, comment_id):
+        super().__init__(f"there is no comment {comment_id}")
+
+
+class AlreadyDecided(Refused):
+    """A moderator has already decided this comment."""
+
+    def __init__(self, status: str, moderator: str, at: datetime):
+        self.status, self.moderator, self.at = status, moderator, at
+        super().__init__(f"already {status} by {moderator} at {at:%Y-%m-%d %H:%M} UTC; nothing was changed")
+
+
+class ClaimedByOther(Refused):
+    """Another moderator has this comment open."""
+
+    def __init__(self, moderator: str, until: datetime):
+        self.moderator, self.until = moderator, until
+        super().__init__(f"{moderator} has this comment open until {until:%H:%M} UTC")
+
+
+class Edited(Refused):
+    """The comment changed since the moderator opened it."""
+
+    def __init__(self):
+        super().__init__("the comment was edited since you opened it; read the new text before deciding")
+
+
+@dataclass(frozen=True)
+class IncomingComment:
+    """A comment as the site sends it."""
+
+    id: str
+    text: str
+    article_id: str
+    article_title: str | None = None
+    article_body: str | None = None
+    article_url: str | None = None
+    author_id: str | None = None
+    author_name: str | None = None
+    created_at: datetime | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class Received:
+    """What became of an incoming comment: created, unchanged (same id and text) or edited."""
+
+    comment: Comment
+    score: Score
+    outcome: str
+
+
+def receive_comment(session: Session, scorer: Scorer, incoming: IncomingComment, now: datetime | None = None) -> Received:
+    """Score, decide and store one comment; the same id and text again returns what is stored."""
+    _check_incoming(incoming)
+    for attempt in range(2):
+        try:
+            received = _receive(session, scorer, incoming, now or utcnow())
+            session.commit()
+            return received
+        except IntegrityError:
+            session.rollback()  # the same comment or article arrived at the same moment: read it and go on
+            if attempt:
+                raise
+        except BaseException:
+            session.rollback()
+            raise
+    raise AssertionError("unreachable")
+
+
+def _check_incoming(incoming: IncomingComment) -> None:
+    """Refuse what cannot be stored exactly, naming the field."""
+    check_text(incoming.text)
+    for field in ("id", "article_id"):
+        value = getattr(incoming, field)
+        if not isinstance(value, str) or not value.strip():
+            raise InputError(f"'{field}' must be a non-empty string", field)
+        check_text(value, field, MAX_ID_CHARS)
+
+
+def _receive(session: Session, scorer: Scorer, incoming: IncomingComment, now: datetime) -> Received:
+    """The body of receive_comment, inside its transaction."""
+    article = _article(session, incoming)
+    comment = session.scalar(select(Comment).where(Comment.external_id == incoming.id))
+    if comment is not None and comment.text == incoming.text:
+        return Received(comment, _latest_score(session, comment), "unchanged")
+    context = {"title": article.title, "body": article.body, "comments": _thread(session, article, comment)}
+    result = scorer.score(incoming.text, context)
+    scores = {"toxic": result["toxic"], "off_topic": result["off_topic"]}
+    site = settings.current(session)
+    policy = site.policy(scorer.policy)
+    labels = policy.labels(scores)
+    decision = policy.decide(scores, article.premoderated)
+    number = 1 if comment is None else comment.revision + 1
+    review_reason = ("flagged" if labels else "premoderated") if decision == REVIEW else None
+    if decision == PUBLISH and in_sample(f"{incoming.id}#{number}", site.qa_share):
+        decision, review_reason = REVIEW, "sample"
+    outcome = "created" if comment is None else "edited"
+    if comment is None:
+        comment = Comment(external_id=incoming.id, article=article, created_at=incoming.created_at or now)
+        session.add(comment)
+    comment.text = incoming.text
+    comment.revision = number
+    comment.received_at = now
+    comment.author_id = incoming.author_id if incoming.author_id is not None else comment.author_id
+    comment.author_name = incoming.author_name if incoming.author_name is not None else comment.author_name
+    comment.language = incoming.language or comment.language
+    comment.toxic, comment.off_topic = scores["toxic"], scores["off_topic"]
+    comment.top_score = max(scores.values())
+    comment.toxic_flag, comment.off_topic_flag = "toxic" in labels, "off_topic" in labels
+    comment.suggestion = REJECT if labels else PUBLISH
+    comment.review_reason = review_reason
+    comment.priority = priority(scores, now, article.premoderated)
+    comment.status = STATUS_OF[decision]
+    comment.decided_by = None if decision == REVIEW else BY_MODEL
+    comment.decided_at = None if decision == REVIEW else now
+    comment.claimed_by_id = comment.claimed_until = None
+    session.flush()
+    revision = Revision(comment_id=comment.id, number=number, text=incoming.text, received_at=now)
+    session.add(revision)
+    session.flush()
+    score = Score(revision_id=revision.id, model_version=scorer.version, toxic=scores["toxic"], off_topic=scores["off_topic"],
+                  labels=labels, explanation=result["explanation"], decision=decision, created_at=now)
+    session.add(score)
+    session.add(Decision(comment_id=comment.id, revision=number, status=comment.status, decided_by=BY_MODEL,
+                         reason=review_reason if review_reason in ("premoderated", "sample") else (labels[0] if labels else None),
+                         created_at=now))
+    _note_model_version(session, scorer)
+    return Received(comment, score, outcome)
+
+
+def _article(session: Session, incoming: IncomingComment) -> Article:
+    """The comment's article, created or updated from what the site sent."""
+    article = session.scalar(select(Article).where(Article.external_id == incoming.article_id))
+    if article is None:
+        article = Article(external_id=incoming.article_id, title="", body="")
+        session.add(article)
+    for field in ("title", "body", "url"):
+        value = getattr(incoming, f"article_{field}")
+        if value is not None:
+            setattr(article, field, value)
+    return article
+
+
+def _thread(session: Session, article: Article, comment: Comment | None) -> list[str]:
+    """The article's latest published comments: on-topic context for the off_topic score."""
+    if article.id is None:
+        return []
+    query = select(Comment.text).where(Comment.article_id == article.id, Comment.status == PUBLISHED)
+    if comment is not None:
+        query = query.where(Comment.id != comment.id)
+    return list(session.scalars(query.order_by(Comment.received_at.desc()).limit(THREAD_COMMENTS)))
+
+
+def _latest_score(session: Session, comment: Comment) -> Score:
+    """The score of the comment's current revision."""
+    return session.scalars(
+        select(Score).join(Revision, Score.revision_id == Revision.id)
+        .where(Revision.comment_id == comment.id, Revision.number == comment.revision)
+        .order_by(Score.id.desc()).limit(1)
+    ).one()
+
+
+_known_versions: set[str] = set()
+
+
+def _note_model_version(session: Session, scorer: Scorer) -> None:
+    """Record the first use of a model version, with its held-out metrics."""
+    if scorer.version in _known_versions:
+        return
+    if session.get(ModelVersion, scorer.version) is None:
+        session.add(ModelVersion(version=scorer.version, metrics=scorer.metadata.get("metrics", {}).get("holdout", {})))
+    _known_versions.add(scorer.version)
+
+
+def decide(session: Session, comment_id: int, moderator: User, status: str, reason: str | None = None,
+           revision: int | None = None, now: datetime | None = None) -> Decision:
+    """Record a moderator's approve (published) or reject (with a reason); a second decision is refused."""
+    if status not in (PUBLISHED, REJECTED):
+        raise InputError(f"a decision is '{PUBLISHED}' or '{REJECTED}', not {status!r}", "status")
+    if status == REJECTED and reason not in REASONS:
+        raise InputError(f"rejecting needs a reason: one of {', '.join(REASONS)}", "reason")
+    if status == PUBLISHED:
+        reason = None
+    now = now or utcnow()
+    try:
+        comment = session.get(Comment, comment_id)
+        if comment is None:
+            raise UnknownComment(comment_id)
+        if revision is not None and revision != comment.revision:
+            raise Edited()
+        verdict = CONFIRM if (status == REJECTED) == (comment.suggestion == REJECT) else OVERRIDE
+        changed = session.execute(
+            update(Comment)
+            .where(Comment.id == comment_id, Comment.revision == comment.revision,
+                   or_(Comment.status == PENDING, Comment.decided_by == BY_MODEL),
+                   or_(Comment.claimed_by_id.is_(None), Comment.claimed_by_id == moderator.id, Comment.claimed_until < now))
+            .values(status=status, decided_by=BY_MODERATOR, decided_at=now, claimed_by_id=None, claimed_until=None)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if changed != 1:
+            session.rollback()
+            raise _why_refused(session, comment_id, now)
+        decision = Decision(comment_id=comment_id, revision=comment.revision, status=status, decided_by=BY_MODERATOR,
+                            moderator_id=moderator.id, reason=reason, verdict=verdict, created_at=now)
+        session.add(decision)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    session.refresh(comment)
+    return decision
+
+
+def _why_refused(session: Session, comment_id: int, now: datetime) -> Refused:
+    """Explain, from the committed state, why a decision could not be recorded."""
+    comment = session.get(Comment, comment_id, populate_existing=True)
+    if comment.decided_by == BY_MODERATOR:
+        last = session.scalars(select(Decision).where(Decision.comment_id == comment_id, Decision.decided_by == BY_MODERATOR)
+                               .order_by(Decision.id.desc()).limit(1)).one()
+        return AlreadyDecided(last.status, last.moderator.username, last.created_at)
+    if comment.claimed_by_id is not None and comment.claimed_until and comment.claimed_until >= now:
+        return ClaimedByOther(comment.claimed_by.username, comment.claimed_until)
+    return Edited()
+
+
+def claim(session: Session, moderator: User, comment_ids: list[int], now: datetime | None = None) -> list[int]:
+    """Claim waiting comments for a moderator for a few minutes; return those now theirs."""
+    now = now or utcnow()
+    if not comment_ids:
+        return []
+    try:
+        session.execute(
+            update(Comment)
+            .where(Comment.id.in_(comment_ids), Comment.status == PENDING,
+                   or_(Comment.claimed_by_id.is_(None), Comment.claimed_by_id == moderator.id, Comment.claimed_until < now))
+            .values(claimed_by_id=moderator.id, claimed_until=now + timedelta(minutes=CLAIM_MINUTES))
+            .execution_options(synchronize_session=False)
+        )
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return list(session.scalars(select(Comment.id).where(Comment.id.in_(comment_ids), Comment.claimed_by_id == moderator.id)))
+
+
+def set_premoderation(session: Session, article: Article, on: bool) -> None:
+    """Switch an article's pre-moderation; its waiting comments move up or down the queue."""
+    try:
+        article.premoderated = on
+        for comment in session.scalars(select(Comment).where(Comment.article_id == article.id, Comment.status == PENDING)):
+            comment.priority = priority(comment.scores, comment.received_at, on)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise

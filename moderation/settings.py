@@ -1,0 +1,72 @@
+"""Site settings admins change at run time: thresholds per label and the QA sample share.
+
+Thresholds left unset follow the active model's own (chosen on validation data when it was
+trained), so a new model brings its thresholds unless an admin has pinned them.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import JSON, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from .database import Base, UTCDateTime, utcnow
+from .policy import LabelThresholds, Policy
+
+DEFAULT_QA_SHARE = 0.02
+THRESHOLDS = "thresholds"
+QA_SHARE = "qa_share"
+
+
+class Setting(Base):
+    """One named setting, stored as JSON."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict | float | None] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+@dataclass(frozen=True)
+class SiteSettings:
+    """The settings in force: pinned thresholds (label -> LabelThresholds) and the QA share."""
+
+    thresholds: dict[str, LabelThresholds]
+    qa_share: float
+
+    def policy(self, model_policy: Policy) -> Policy:
+        """The model's policy with the admin's pinned thresholds laid over it."""
+        return Policy({label: self.thresholds.get(label, t) for label, t in model_policy.thresholds.items()})
+
+
+def current(session: Session) -> SiteSettings:
+    """Read the settings in force."""
+    stored = dict(session.execute(select(Setting.key, Setting.value)).tuples().all())
+    pinned = stored.get(THRESHOLDS) or {}
+    qa_share = stored.get(QA_SHARE)
+    return SiteSettings(
+        thresholds=Policy.from_dict(pinned).thresholds,
+        qa_share=DEFAULT_QA_SHARE if qa_share is None else float(qa_share),
+    )
+
+
+def pin_thresholds(session: Session, thresholds: dict[str, LabelThresholds]) -> None:
+    """Pin thresholds for some labels (the others follow the model); validated by LabelThresholds."""
+    _put(session, THRESHOLDS, Policy(thresholds).to_dict())
+
+
+def set_qa_share(session: Session, share: float) -> None:
+    """Set the share of would-be-published comments sent to review as a sample."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"the QA sample share must be between 0 and 1, not {share}")
+    _put(session, QA_SHARE, share)
+
+
+def _put(session: Session, key: str, value) -> None:
+    """Insert or replace one setting in the caller's transaction."""
+    setting = session.get(Setting, key)
+    if setting is None:
+        session.add(Setting(key=key, value=value))
+    else:
+        setting.value = value

@@ -1,0 +1,120 @@
+"""What every page shares: the request's database session, the serving scorer, login, language and safety headers."""
+
+from functools import wraps
+
+from flask import abort, current_app, g, request, session
+from flask_babel import Babel, format_datetime, format_time, get_locale
+from flask_babel import lazy_gettext as _l
+from flask_login import LoginManager, current_user
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy.orm import Session
+
+from .auth.models import LANGUAGES, User
+from .database import Database, utcnow
+from .registry import ActiveScorer, Registry
+from .scorer import Scorer
+
+LABEL_NAMES = {
+    "toxic": _l("toxic"), "off_topic": _l("off-topic"), "spam": _l("spam"), "other": _l("other"),
+    "premoderated": _l("pre-moderated article"), "sample": _l("QA sample"), "flagged": _l("flagged"),
+}
+
+login_manager = LoginManager()
+csrf = CSRFProtect()
+babel = Babel()
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                               "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+
+
+def init_app(app) -> None:
+    """Wire the database, the scorer, login, CSRF and translations into the app."""
+    app.extensions["palabre.database"] = Database(app.config["DATABASE_URL"])
+    app.extensions["palabre.scorer"] = ActiveScorer(Registry(app.config["MODELS_DIR"]), app.config["MODEL_CHECK_SECONDS"])
+    app.teardown_appcontext(_close_session)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = None
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=interface_language)
+    app.after_request(_security_headers)
+    app.add_template_filter(label_name)
+    app.add_template_global(utcnow, "now_utc")
+    app.add_template_filter(flagged_only)
+    app.jinja_env.globals.update(get_locale=get_locale, format_datetime=format_datetime, format_time=format_time)
+    app.add_template_filter(lambda args, **changes: {**args, **changes}, "dict_with")
+    app.add_template_filter(lambda args, name: {key: value for key, value in args.items() if key != name}, "dict_without")
+
+
+def flagged_only(explanation: dict | None, labels: list[str]) -> dict:
+    """The explanation of the labels a comment was flagged for: what the moderator has to judge."""
+    return {label: terms for label, terms in (explanation or {}).items() if label in labels}
+
+
+def label_name(code: str | None) -> str:
+    """A label, reason or review cause in the interface language."""
+    return str(LABEL_NAMES.get(code, code or ""))
+
+
+def database() -> Database:
+    """The app's database."""
+    return current_app.extensions["palabre.database"]
+
+
+def db() -> Session:
+    """This request's session, closed when the request ends."""
+    if "db" not in g:
+        g.db = database().session()
+    return g.db
+
+
+def _close_session(error=None) -> None:
+    """Give the connection back to the pool at the end of every request."""
+    session_ = g.pop("db", None)
+    if session_ is not None:
+        session_.close()
+
+
+def scorer() -> Scorer:
+    """The active model's scorer, following activations without a restart."""
+    return current_app.extensions["palabre.scorer"].get()
+
+
+@login_manager.user_loader
+def _load_user(user_id: str) -> User | None:
+    """The logged-in user, if the account still exists and is active."""
+    user = db().get(User, int(user_id)) if user_id.isdigit() else None
+    return user if user is not None and user.active else None
+
+
+def interface_language() -> str:
+    """The user's choice, else the one picked before logging in, else the browser's, else French."""
+    if current_user and current_user.is_authenticated and current_user.language in LANGUAGES:
+        return current_user.language
+    if session.get("language") in LANGUAGES:
+        return session["language"]
+    return request.accept_languages.best_match(LANGUAGES) or "fr"
+
+
+def admin_required(view):
+    """Admins only: moderators get 403, logged-out visitors are sent to /login."""
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if not current_user.is_authenticated:
+            return current_app.login_manager.unauthorized()
+        if not current_user.is_admin:
+            abort(403)
+        return view(*args, **kwargs)
+    return wrapper
+
+
+def _security_headers(response):
+    """No inline script can run, the pages cannot be framed, and types are not sniffed."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
