@@ -42,7 +42,7 @@ class SiteSettings:
 
 def current(session: Session) -> SiteSettings:
     """Read the settings in force."""
-    stored = dict(session.execute(select(Setting.key, Setting.value)).tuples().all())
+    stored = dict(session.execute(select(Setting.key, Setting.value)).all())
     pinned = stored.get(THRESHOLDS) or {}
     qa_share = stored.get(QA_SHARE)
     return SiteSettings(

@@ -2,21 +2,35 @@
 
 from functools import wraps
 
-from flask import abort, current_app, g, request, session
-from flask_babel import Babel, format_datetime, format_time, get_locale
+from flask import abort, current_app, g, jsonify, render_template, request, session
+from flask_babel import Babel, format_datetime, format_decimal, format_time, get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager, current_user
-from flask_wtf.csrf import CSRFProtect
+from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy.orm import Session
 
 from .auth.models import LANGUAGES, User
 from .database import Database, utcnow
 from .registry import ActiveScorer, Registry
-from .scorer import Scorer
+from .scorer import LENGTH_TERM, NEGATED_TERM, QUOTED_TERM, RELEVANCE_TERM, Scorer
 
 LABEL_NAMES = {
     "toxic": _l("toxic"), "off_topic": _l("off-topic"), "spam": _l("spam"), "other": _l("other"),
     "premoderated": _l("pre-moderated article"), "sample": _l("QA sample"), "flagged": _l("flagged"),
+}
+
+ERROR_MESSAGES = {
+    400: _l("The request could not be read. If you were filling in a form, your session may have expired: reload the page and try again."),
+    403: _l("This page is for admins."),
+    404: _l("There is nothing at this address."),
+    405: _l("This address does not accept that kind of request."),
+    413: _l("What was sent is too large."),
+    500: _l("Something went wrong on our side. Nothing you sent was lost: try again, and tell an admin if it happens again."),
+}
+
+TERM_NAMES = {
+    RELEVANCE_TERM: _l("(relevance to the article)"), LENGTH_TERM: _l("(length)"),
+    QUOTED_TERM: _l("(quoted words)"), NEGATED_TERM: _l("(negated words)"),
 }
 
 login_manager = LoginManager()
@@ -43,10 +57,14 @@ def init_app(app) -> None:
     csrf.init_app(app)
     babel.init_app(app, locale_selector=interface_language)
     app.after_request(_security_headers)
+    for code in ERROR_MESSAGES:
+        app.register_error_handler(code, _error_page)
     app.add_template_filter(label_name)
     app.add_template_global(utcnow, "now_utc")
     app.add_template_filter(flagged_only)
-    app.jinja_env.globals.update(get_locale=get_locale, format_datetime=format_datetime, format_time=format_time)
+    app.jinja_env.globals.update(get_locale=get_locale, format_datetime=format_datetime, format_time=format_time,
+                                 format_decimal=format_decimal)
+    app.add_template_filter(term_name)
     app.add_template_filter(lambda args, **changes: {**args, **changes}, "dict_with")
     app.add_template_filter(lambda args, name: {key: value for key, value in args.items() if key != name}, "dict_without")
 
@@ -54,6 +72,11 @@ def init_app(app) -> None:
 def flagged_only(explanation: dict | None, labels: list[str]) -> dict:
     """The explanation of the labels a comment was flagged for: what the moderator has to judge."""
     return {label: terms for label, terms in (explanation or {}).items() if label in labels}
+
+
+def term_name(term: str) -> str:
+    """An explanation term; the model's named features in the interface language."""
+    return str(TERM_NAMES.get(term, term))
 
 
 def label_name(code: str | None) -> str:
@@ -111,6 +134,17 @@ def admin_required(view):
             abort(403)
         return view(*args, **kwargs)
     return wrapper
+
+
+def _error_page(error):
+    """Errors in the user's language: JSON for the queue's script, a page for a browser."""
+    code = getattr(error, "code", None) or 500
+    message = str(ERROR_MESSAGES.get(code, ERROR_MESSAGES[500]))
+    if isinstance(error, CSRFError):
+        message = str(_l("This form has expired (its security token is missing or too old). Reload the page and try again."))
+    if request.accept_mimetypes.best == "application/json":
+        return jsonify(ok=False, message=message), code
+    return render_template("error.html", code=code, message=message), code
 
 
 def _security_headers(response):

@@ -43,8 +43,16 @@ def run_cli(*args, models_dir, stdin: bytes | None = None, check=False, timeout=
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
-    """The default model, trained from data/ by the CLI exactly as the README says (once per session)."""
-    models_dir = tmp_path_factory.mktemp("models")
+    """The default model, trained from data/ by the CLI exactly as the README says (once per session).
+
+    MODERATION_TEST_MODELS_DIR names a folder to keep that model in between local runs, saving
+    the minute of training; CI leaves it unset and trains afresh.
+    """
+    kept = os.environ.get("MODERATION_TEST_MODELS_DIR")
+    models_dir = Path(kept) if kept else tmp_path_factory.mktemp("models")
+    if kept and (models_dir / "active.json").exists():
+        version = json.loads((models_dir / "active.json").read_text())["version"]
+        return models_dir, version, None
     result = run_cli("train", "--data", "data", models_dir=models_dir, check=True)
     version = result.stdout.decode().split("\n")[0].removeprefix("version ").strip()
     run_cli("models", "activate", version, models_dir=models_dir, check=True)
@@ -87,3 +95,153 @@ def resign(folder, **changes):
 def json_lines(output: bytes) -> list[dict]:
     """Parse the CLI's JSON-lines output."""
     return [json.loads(line) for line in output.decode("utf-8").splitlines()]
+
+
+PASSWORD = "un mot de passe solide"
+POSTGRES_URL = os.environ.get("MODERATION_TEST_DATABASE_URL")
+POSTGRES_MISSING = ("MODERATION_TEST_DATABASE_URL is not set: the PostgreSQL runs of the store tests need a server "
+                    "(CI sets it to postgresql+psycopg://postgres@127.0.0.1:5432/test)")
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory):
+    """A migrated, empty SQLite database, copied for each test (migrating once is faster than per test)."""
+    from moderation.database import upgrade
+
+    path = tmp_path_factory.mktemp("template") / "palabre.sqlite3"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A scratch database on the PostgreSQL server, migrated once, dropped at the end; None without a server."""
+    if not POSTGRES_URL:
+        yield None
+        return
+    import secrets
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from moderation.database import upgrade
+
+    name = f"palabre_test_{secrets.token_hex(4)}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path, sqlite_template):
+    """A fresh SQLite database for one test."""
+    import shutil
+
+    path = tmp_path / "palabre.sqlite3"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, sqlite_url):
+    """Each store test runs on SQLite and, where MODERATION_TEST_DATABASE_URL is set, on PostgreSQL."""
+    if request.param == "sqlite":
+        return sqlite_url
+    url = request.getfixturevalue("postgres_url")
+    if url is None:
+        pytest.skip(POSTGRES_MISSING)
+    from sqlalchemy import create_engine, text
+
+    from moderation.database import Base, load_tables
+
+    load_tables()
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def database(database_url):
+    """The test's database."""
+    from moderation.database import Database
+
+    database = Database(database_url)
+    yield database
+    database.engine.dispose()
+
+
+@pytest.fixture
+def session(database):
+    """A session on the test's database."""
+    with database.session() as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+def password_hash():
+    """PASSWORD hashed once: hashing is deliberately slow."""
+    from werkzeug.security import generate_password_hash
+
+    return generate_password_hash(PASSWORD)
+
+
+def add_user(session, username, role="moderator", password_hash=None, **fields):
+    """Store an account whose password is PASSWORD."""
+    from moderation.auth.models import User
+
+    user = User(username=username, role=role, password_hash=password_hash, **fields)
+    session.add(user)
+    session.commit()
+    return user
+
+
+def incoming(comment_id, text, article="politique-test", **fields):
+    """An incoming comment on a small test article about a constitutional referendum."""
+    from moderation.service import IncomingComment
+
+    fields.setdefault("article_title", "Référendum : le projet de nouvelle Constitution soumis au vote")
+    fields.setdefault("article_body", "Le gouvernement soumet au vote le projet de Constitution. L'opposition appelle au boycott "
+                                      "du référendum et dénonce un calendrier électoral trop court.")
+    return IncomingComment(id=comment_id, text=text, article_id=article, **fields)
+
+
+@pytest.fixture
+def app(models_dir, sqlite_url, password_hash):
+    """The web app on a fresh SQLite database, with the session's model and three accounts."""
+    from moderation import create_app
+    from moderation.database import Database
+
+    with Database(sqlite_url).session() as session:
+        for username, role in (("mona", "moderator"), ("marc", "moderator"), ("ada", "admin")):
+            add_user(session, username, role, password_hash)
+    app = create_app({"TESTING": True, "DATABASE_URL": sqlite_url, "MODELS_DIR": str(models_dir)})
+    yield app
+    app.extensions["palabre.database"].engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    """A test client of the app (CSRF protection stays on, as in production)."""
+    return app.test_client()
+
+
+def csrf_token(client, path="/login") -> str:
+    """The CSRF token a page's forms carry."""
+    import re
+
+    page = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page).group(1)
+
+
+def login(client, username, password=PASSWORD):
+    """Log in through the form, as a browser would."""
+    return client.post("/login", data={"username": username, "password": password, "csrf_token": csrf_token(client)})

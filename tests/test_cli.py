@@ -6,11 +6,15 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import ROOT, json_lines, resign, run_cli
 
 
 def test_train_reports_progress_version_metrics_and_report(trained):
     models_dir, version, result = trained
+    if result is None:
+        pytest.skip("MODERATION_TEST_MODELS_DIR reused a kept model, so there is no training output to check")
     err, out = result.stderr.decode(), result.stdout.decode()
     assert "training rows" in err and "checks:" in err and "s]" in err
     assert out.startswith(f"version {version}\n")

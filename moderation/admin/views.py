@@ -14,7 +14,7 @@ from ..comments.models import Article
 from ..policy import LabelThresholds
 from ..registry import NoModelError
 from ..service import set_premoderation
-from ..web import admin_required, db, scorer
+from ..web import admin_required, db, label_name, scorer
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates")
 
@@ -70,7 +70,7 @@ def user(user_id):
         return redirect(url_for("admin.users"))
     if action == "role" and request.form.get("role") in ROLES:
         found.role = request.form["role"]
-        flash(_("%(name)s is now %(role)s.", name=found.username, role=found.role), "info")
+        flash(_("%(name)s is now %(role)s.", name=found.username, role=_("admin") if found.role == ADMIN else _("moderator")), "info")
     elif action in ("activate", "deactivate"):
         found.active = action == "activate"
         flash(_("%(name)s can log in again.", name=found.username) if found.active else _("%(name)s can no longer log in.", name=found.username), "info")
@@ -109,7 +109,7 @@ def thresholds():
                 review_value = float(review) if review else labels[label].review
                 pinned[label] = LabelThresholds(review_value, float(reject) if reject else None)
             except ValueError:
-                problems.append(_("%(label)s: thresholds are numbers from 0 to 1, and reject is at least review.", label=label))
+                problems.append(_("%(label)s: thresholds are numbers from 0 to 1, and reject is at least review.", label=label_name(label)))
         share = request.form.get("qa_share", "").strip()
         try:
             share_value = float(share) / 100 if share else settings.DEFAULT_QA_SHARE

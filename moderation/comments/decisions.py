@@ -18,9 +18,12 @@ def status_for(action: str) -> str:
 def refusal_message(error: Exception, comment_id: int) -> str:
     """Why a decision was not recorded, translated, naming the comment."""
     if isinstance(error, AlreadyDecided):
-        status = _("published") if error.status == PUBLISHED else _("rejected")
-        return _("Comment #%(id)d was already %(status)s by %(who)s at %(when)s; nothing was changed.",
-                 id=comment_id, status=status, who=error.moderator, when=format_datetime(error.at, "short"))
+        when = format_datetime(error.at, "short")
+        if error.status == PUBLISHED:
+            return _("Comment #%(id)d was already published by %(who)s at %(when)s; nothing was changed.",
+                     id=comment_id, who=error.moderator, when=when)
+        return _("Comment #%(id)d was already rejected by %(who)s at %(when)s; nothing was changed.",
+                 id=comment_id, who=error.moderator, when=when)
     if isinstance(error, ClaimedByOther):
         return _("Comment #%(id)d is open by %(who)s until %(time)s; it is theirs until then.",
                  id=comment_id, who=error.moderator, time=format_time(error.until, "HH:mm"))
@@ -30,4 +33,4 @@ def refusal_message(error: Exception, comment_id: int) -> str:
         return _("There is no comment #%(id)d.", id=comment_id)
     if isinstance(error, InputError) and error.field == "reason":
         return _("Comment #%(id)d: choose a reason to reject it (1 toxic, 2 off-topic, 3 spam, 4 other).", id=comment_id)
-    return _("Comment #%(id)d: %(problem)s", id=comment_id, problem=str(error))
+    return _("Comment #%(id)d: choose approve or reject.", id=comment_id)

@@ -15,20 +15,20 @@ class Piece:
 
     text: str
     labels: tuple[str, ...] = ()
-    title: str = ""
+    terms: tuple[tuple[str, str, float], ...] = ()
     invisible: str = ""
 
 
 def pieces(text: str, explanation: dict | None, limit: int | None = None) -> tuple[list[Piece], int]:
     """The text as display pieces, cut at `limit` characters; also how many characters were cut."""
     shown = text if limit is None else text[:limit]
-    marks: dict[int, list[tuple[str, str]]] = {}
+    marks: dict[int, list[tuple[str, str, float]]] = {}
     for label, terms in (explanation or {}).items():
         for term in terms:
-            note = f"{label}: {term['term']} (+{term['weight']:.2f})"
+            note = (label, term["term"], term["weight"])
             for start, end in term.get("spans", []):
                 for position in range(max(start, 0), min(end, len(shown))):
-                    marks.setdefault(position, []).append((label, note))
+                    marks.setdefault(position, []).append(note)
     result: list[Piece] = []
     run_start = 0
     for position in range(len(shown) + 1):
@@ -49,7 +49,6 @@ def _key(marks: dict, position: int) -> tuple:
     return tuple(marks.get(position, ()))
 
 
-def _piece(text: str, notes: list[tuple[str, str]]) -> Piece:
-    """One run of text and the explanation terms over it."""
-    labels = tuple(sorted({label for label, _ in notes}))
-    return Piece(text, labels, "; ".join(dict.fromkeys(note for _, note in notes)))
+def _piece(text: str, notes: list[tuple[str, str, float]]) -> Piece:
+    """One run of text and the explanation terms (label, term, weight) over it."""
+    return Piece(text, tuple(sorted({label for label, _, _ in notes})), tuple(dict.fromkeys(notes)))

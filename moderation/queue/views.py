@@ -2,6 +2,8 @@
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import current_user, login_required
 
 from ..comments.decisions import ACTIONS, refusal_message, status_for
@@ -15,6 +17,8 @@ from .listing import Filters, claimed_elsewhere, waiting
 blueprint = Blueprint("queue", __name__, template_folder="templates")
 
 MAX_BULK = 200
+FILTER_NAMES = {"label": _l("Label"), "article": _l("Article"), "language": _l("Language"),
+                "min_score": _l("Score from"), "max_score": _l("Score up to")}
 
 
 @blueprint.route("/")
@@ -30,7 +34,7 @@ def index():
     """A page of the queue; the comments shown are claimed for the moderator for a few minutes."""
     filters = Filters.from_args(request.args)
     for name, value in filters.errors.items():
-        flash(_("The filter %(name)s was ignored: %(value)s is not a valid value.", name=name, value=value[:40]), "error")
+        flash(_("The filter %(name)s was ignored: %(value)s is not a valid value.", name=FILTER_NAMES[name], value=value[:40]), "error")
     now = utcnow()
     page = waiting(db(), current_user, filters, request.args.get("page", 1, type=int), now)
     claim(db(), current_user, [comment.id for comment in page.comments], now)
@@ -59,7 +63,8 @@ def bulk():
         except (Refused, InputError) as error:
             refused.append(refusal_message(error, int(comment_id)))
     if done:
-        flash(_("%(count)d comments approved.", count=done) if action == "approve" else _("%(count)d comments rejected.", count=done), "info")
+        flash(ngettext("%(num)d comment approved.", "%(num)d comments approved.", done) if action == "approve"
+              else ngettext("%(num)d comment rejected.", "%(num)d comments rejected.", done), "info")
     for message in refused:
         flash(message, "error")
     return redirect(request.referrer or url_for("queue.index"))

@@ -34,11 +34,12 @@
     }
     let reply;
     try {
-      const response = await fetch(form.action, { method: "POST", body: data, headers: { Accept: "application/json" }, credentials: "same-origin" });
+      const response = await fetch(form.getAttribute("action"), { method: "POST", body: data, headers: { Accept: "application/json" }, credentials: "same-origin" });
+      if (!(response.headers.get("Content-Type") || "").includes("json")) throw new Error(response.status);
       reply = await response.json();
     } catch (error) {
       item.classList.add("refused");
-      outcome.textContent = String(error);
+      outcome.textContent = list.dataset.networkError;
       return;
     }
     outcome.textContent = reply.message;
