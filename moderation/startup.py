@@ -51,14 +51,16 @@ def prepare(app, echo=print) -> str | None:
 
 def run(app) -> None:
     """Prepare, print where to go and how to log in, and serve until interrupted."""
-    from waitress import serve
+    from waitress import create_server
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     password = prepare(app)
-    host = os.environ.get("HOST", "127.0.0.1")
-    port = int(os.environ.get("PORT", "5000"))
-    print(f"\nPalabre is running at http://{host}:{port}/", flush=True)
+    server = create_server(app, host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", "5000")),
+                           threads=8, ident="palabre")
+    print(f"\nPalabre is running at http://{server.effective_host}:{server.effective_port}/", flush=True)
     if password:
         print(f"First admin: user '{FIRST_ADMIN}', password {password} (shown once; change it in Admin > Users)", flush=True)
-    sys.stdout.flush()
-    serve(app, host=host, port=port, threads=8, ident="palabre")
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        sys.exit(0)
