@@ -112,5 +112,13 @@ class Database:
         return self.sessions()
 
     def upgrade(self) -> None:
-        """Migrate this database to the newest schema."""
+        """Migrate this database to the newest schema and refresh SQLite's planner statistics.
+
+        Without statistics SQLite reads a claim (25 ids) through the status index instead of
+        the primary key; PostgreSQL keeps its own statistics (autovacuum).
+        """
         upgrade(self.url)
+        if self.engine.dialect.name == "sqlite":
+            with self.engine.begin() as connection:
+                connection.exec_driver_sql("PRAGMA analysis_limit=1000")
+                connection.exec_driver_sql("ANALYZE")

@@ -40,8 +40,9 @@ class Comment(Base):
 
     __tablename__ = "comments"
     __table_args__ = (
-        Index("ix_comments_queue", "status", "priority"),
-        Index("ix_comments_article_status", "article_id", "status"),
+        Index("ix_comments_queue", "status", "priority", "id"),
+        Index("ix_comments_article_queue", "article_id", "status", "priority", "id"),
+        Index("ix_comments_claims", "status", "claimed_until"),
         Index("ix_comments_author", "author_id"),
     )
 

@@ -1,6 +1,7 @@
 """Reading the queue: waiting comments in priority order, filtered, a page at a time.
 
-Kept to one indexed query plus a count, so the first page of a 100,000-comment queue opens fast.
+A page is read in index order (status, priority, id) and the count stops at COUNT_CAP, so the
+first page of a 100,000-comment queue costs the same as that of a small one.
 """
 
 import math
@@ -14,6 +15,7 @@ from ..auth.models import User
 from ..comments.models import PENDING, Comment, Revision, Score
 
 PAGE_SIZE = 25
+COUNT_CAP = 2000
 LABEL_FLAGS = {"toxic": Comment.toxic_flag, "off_topic": Comment.off_topic_flag}
 LABEL_SCORES = {"toxic": Comment.toxic, "off_topic": Comment.off_topic}
 
@@ -91,6 +93,12 @@ class QueuePage:
     total: int
     page: int
     pages: int
+    more: bool
+
+    @property
+    def capped(self) -> bool:
+        """Whether more comments wait than were counted."""
+        return self.total > COUNT_CAP
 
 
 def available_to(moderator: User, now: datetime):
@@ -100,16 +108,22 @@ def available_to(moderator: User, now: datetime):
 
 
 def waiting(session: Session, moderator: User, filters: Filters, page: int, now: datetime) -> QueuePage:
-    """A page of waiting comments, highest priority first, with each one's explanation."""
+    """A page of waiting comments, highest priority first, with each one's explanation.
+
+    The total is counted up to COUNT_CAP + 1: beyond that a moderator learns "over 2,000", and
+    pages past the counted ones are still reachable with "next".
+    """
     conditions = [available_to(moderator, now), *filters.conditions()]
-    total = session.scalar(select(func.count()).select_from(Comment).where(*conditions))
-    pages = max(1, math.ceil(total / PAGE_SIZE))
-    page = min(max(page, 1), pages)
-    comments = list(session.scalars(
-        select(Comment).where(*conditions).order_by(Comment.priority.desc(), Comment.id)
-        .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
+    counted = select(Comment.id).where(*conditions).limit(COUNT_CAP + 1).subquery()
+    total = session.scalar(select(func.count()).select_from(counted))
+    page = max(page, 1) if total > COUNT_CAP else min(max(page, 1), max(1, math.ceil(total / PAGE_SIZE)))
+    rows = list(session.scalars(
+        select(Comment).where(*conditions).order_by(Comment.priority.desc(), Comment.id.desc())
+        .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)
     ))
-    return QueuePage(comments, explanations(session, comments), total, page, pages)
+    comments = rows[:PAGE_SIZE]
+    pages = max(1, math.ceil(min(total, COUNT_CAP) / PAGE_SIZE))
+    return QueuePage(comments, explanations(session, comments), total, page, pages, len(rows) > PAGE_SIZE)
 
 
 def explanations(session: Session, comments: list[Comment]) -> dict[int, dict]:

@@ -4,8 +4,8 @@ Revision ID: 0001
 Revises: 
 """
 
-import sqlalchemy as sa
 from alembic import op
+import sqlalchemy as sa
 
 import moderation.database
 
@@ -94,9 +94,10 @@ def upgrade():
     sa.UniqueConstraint('external_id')
     )
     with op.batch_alter_table('comments', schema=None) as batch_op:
-        batch_op.create_index('ix_comments_article_status', ['article_id', 'status'], unique=False)
+        batch_op.create_index('ix_comments_article_queue', ['article_id', 'status', 'priority', 'id'], unique=False)
         batch_op.create_index('ix_comments_author', ['author_id'], unique=False)
-        batch_op.create_index('ix_comments_queue', ['status', 'priority'], unique=False)
+        batch_op.create_index('ix_comments_claims', ['status', 'claimed_until'], unique=False)
+        batch_op.create_index('ix_comments_queue', ['status', 'priority', 'id'], unique=False)
 
     op.create_table('decisions',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -165,8 +166,9 @@ def downgrade():
     op.drop_table('decisions')
     with op.batch_alter_table('comments', schema=None) as batch_op:
         batch_op.drop_index('ix_comments_queue')
+        batch_op.drop_index('ix_comments_claims')
         batch_op.drop_index('ix_comments_author')
-        batch_op.drop_index('ix_comments_article_status')
+        batch_op.drop_index('ix_comments_article_queue')
 
     op.drop_table('comments')
     op.drop_table('users')
