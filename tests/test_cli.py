@@ -151,3 +151,79 @@ def test_output_closed_early_is_not_an_error(models_dir):
                             env=dict(os.environ, MODERATION_MODELS_DIR=str(models_dir)))
     assert len(result.stdout.splitlines()) == 1
     assert b"Traceback" not in result.stderr
+
+
+def database_cli(*args, database_url, stdin=None, app_cli=False, models_dir=None):
+    """Run a database command as `python -m moderation` (or `flask --app app`) against one database."""
+    env = dict(os.environ, MODERATION_DATABASE_URL=database_url, MODERATION_SECRET_KEY="test-signing-key")
+    if models_dir is not None:
+        env["MODERATION_MODELS_DIR"] = str(models_dir)
+    command = [sys.executable, "-m", "flask", "--app", "app"] if app_cli else [sys.executable, "-m", "moderation"]
+    return subprocess.run([*command, *args], cwd=ROOT, env=env, input=stdin, capture_output=True, timeout=300)
+
+
+def test_init_db_creates_the_schema_and_is_safe_to_repeat(tmp_path):
+    url = f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+    for _ in range(2):
+        result = database_cli("init-db", database_url=url)
+        assert result.returncode == 0 and "database ready: sqlite:///" in result.stdout.decode()
+    assert (tmp_path / "fresh.sqlite3").stat().st_size > 0
+
+
+def test_create_user_reads_the_password_from_stdin_and_the_account_can_log_in(tmp_path):
+    url = f"sqlite:///{tmp_path / 'users.sqlite3'}"
+    made = database_cli("create-user", "awa", "--role", "admin", "--password-stdin", database_url=url, stdin=b"un long secret\n")
+    assert made.returncode == 0 and made.stdout.decode().strip() == "created admin awa"
+    from moderation.auth.models import User
+    from moderation.database import Database
+
+    database = Database(url)
+    with database.session() as session:
+        user = session.query(User).one()
+        assert (user.username, user.role, user.check_password("un long secret")) == ("awa", "admin", True)
+    database.engine.dispose()
+
+
+@pytest.mark.parametrize("args, stdin, message", [
+    (["awa"], b"court\n", "at least 10 characters"),
+    (["a b"], b"un long secret\n", "visible characters without spaces"),
+    (["awa", "--role", "chef"], b"un long secret\n", "'chef' is not one of"),
+])
+def test_create_user_refuses_bad_input_with_the_reason(tmp_path, args, stdin, message):
+    result = database_cli("create-user", *args, "--password-stdin", database_url=f"sqlite:///{tmp_path / 'u.sqlite3'}", stdin=stdin)
+    assert result.returncode == 2 if "--role" in args else result.returncode == 1
+    assert message in result.stderr.decode()
+
+
+def test_the_same_username_twice_is_refused(tmp_path):
+    url = f"sqlite:///{tmp_path / 'twice.sqlite3'}"
+    database_cli("create-user", "awa", "--password-stdin", database_url=url, stdin=b"un long secret\n")
+    again = database_cli("create-user", "awa", "--password-stdin", database_url=url, stdin=b"un autre secret\n")
+    assert again.returncode == 1 and "'awa' is taken" in again.stderr.decode()
+
+
+def test_commands_are_also_mounted_under_flask(tmp_path):
+    url = f"sqlite:///{tmp_path / 'flask.sqlite3'}"
+    made = database_cli("create-user", "kofi", "--password-stdin", database_url=url, stdin=b"un long secret\n", app_cli=True)
+    assert made.returncode == 0 and "created moderator kofi" in made.stdout.decode()
+    listed = database_cli("--help", database_url=url, app_cli=True).stdout.decode()
+    assert all(name in listed for name in ("train", "score", "models", "init-db", "demo"))
+
+
+def test_demo_loads_the_projects_comments_once_however_often_it_runs(tmp_path, models_dir):
+    url = f"sqlite:///{tmp_path / 'demo.sqlite3'}"
+    for _ in range(2):
+        result = database_cli("demo", database_url=url, models_dir=models_dir)
+        assert result.returncode == 0 and result.stdout.decode().strip() == "demo: 1500 comments received"
+    from sqlalchemy import func, select
+
+    from moderation.comments.models import Comment, Decision
+    from moderation.database import Database
+
+    database = Database(url)
+    with database.session() as session:
+        assert session.scalar(select(func.count()).select_from(Comment)) == 1500
+        assert session.scalar(select(func.count()).select_from(Decision)) == 1500
+        statuses = set(session.scalars(select(Comment.status)))
+    database.engine.dispose()
+    assert statuses == {"published", "pending"}
