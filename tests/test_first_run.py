@@ -65,7 +65,7 @@ def check_running_install(process, lines, port):
         base = f"http://127.0.0.1:{port}"
         landed, page = log_in(browser(), base, "admin", password)
         assert landed == f"{base}/queue"
-        waiting = int(re.search(r"(\d+) commentaires en attente", page).group(1))
+        waiting = int(re.sub(r"\D", "", re.search(r"([\d\u202f\xa0]+) commentaires en attente", page).group(1)))
         assert waiting > 50, "the demo should leave a queue to work on"
         assert page.count('class="item"') == 25
         assert b'"status":"ok"' in urllib.request.urlopen(f"{base}/readyz").read().replace(b" ", b"")
