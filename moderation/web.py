@@ -3,7 +3,7 @@
 from functools import wraps
 
 from flask import abort, current_app, g, jsonify, render_template, request, session
-from flask_babel import Babel, format_datetime, format_decimal, format_time, get_locale
+from flask_babel import Babel, format_date, format_datetime, format_decimal, format_percent, format_time, get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -62,8 +62,8 @@ def init_app(app) -> None:
     app.add_template_filter(label_name)
     app.add_template_global(utcnow, "now_utc")
     app.add_template_filter(flagged_only)
-    app.jinja_env.globals.update(get_locale=get_locale, format_datetime=format_datetime, format_time=format_time,
-                                 format_decimal=format_decimal)
+    app.jinja_env.globals.update(get_locale=get_locale, format_date=format_date, format_datetime=format_datetime,
+                                 format_time=format_time, format_decimal=format_decimal, format_percent=format_percent)
     app.add_template_filter(term_name)
     app.add_template_filter(lambda args, **changes: {**args, **changes}, "dict_with")
     app.add_template_filter(lambda args, name: {key: value for key, value in args.items() if key != name}, "dict_without")

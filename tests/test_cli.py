@@ -223,7 +223,11 @@ def test_demo_loads_the_projects_comments_once_however_often_it_runs(tmp_path, m
     database = Database(url)
     with database.session() as session:
         assert session.scalar(select(func.count()).select_from(Comment)) == 1500
-        assert session.scalar(select(func.count()).select_from(Decision)) == 1500
+        by_model = select(func.count()).select_from(Decision).where(Decision.decided_by == "model")
+        assert session.scalar(by_model) == 1500
+        moderators = session.execute(select(Decision.verdict, func.count()).where(Decision.decided_by == "moderator")
+                                     .group_by(Decision.verdict)).all()
         statuses = set(session.scalars(select(Comment.status)))
     database.engine.dispose()
-    assert statuses == {"published", "pending"}
+    assert statuses == {"published", "pending", "rejected"}
+    assert dict(moderators)["confirm"] > dict(moderators).get("override", 0) > 0

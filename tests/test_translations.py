@@ -92,7 +92,7 @@ def test_extraction_finds_every_template_and_module(used_messages):
     ids = {message.id for message in used_messages}
     assert {"Log out", "Log in to Palabre", "Keyboard shortcuts", "Thresholds", "Why the model scored it so",
             "Unknown username or wrong password.", "Username", "toxic"} <= ids
-    assert ("%(num)d comment waiting", "%(num)d comments waiting") in ids
+    assert ("%(count)s comment waiting", "%(count)s comments waiting") in ids
 
 
 def test_every_message_in_use_has_a_french_translation(used_messages, french):

@@ -59,7 +59,7 @@ def post(client, path, data=None, token_from="/queue", **kwargs):
 
 
 PAGES = ["/", "/queue", "/articles", "/articles/{article}", "/comments/{insult}", "/history"]
-ADMIN_PAGES = ["/admin/", "/admin/users", "/admin/thresholds", "/admin/premoderation"]
+ADMIN_PAGES = ["/admin/", "/admin/dashboard", "/admin/users", "/admin/thresholds", "/admin/premoderation"]
 FORMS = [("/queue/bulk", {"action": "approve", "comment": "{spam}:1"}),
          ("/comments/{insult}/decision", {"action": "reject", "reason": "toxic"}),
          ("/articles/{article}/premoderation", {"premoderated": "on"})]
@@ -286,3 +286,16 @@ def test_unknown_pages_and_comments_get_a_page_in_the_users_language(client):
 
 def test_readiness_reports_the_model_and_database(client, scorer):
     assert client.get("/readyz").json == {"status": "ok", "model_version": scorer.version}
+
+
+def test_the_dashboard_counts_todays_comments_decisions_and_overrides(client, site):
+    login(client, "mona")
+    post(client, f"/comments/{site['insult']}/decision", {"action": "reject", "reason": "toxic"})
+    post(client, f"/comments/{site['spam']}/decision", {"action": "approve"})
+    client.get("/logout")
+    login(client, "ada")
+    page = text_of(client.get("/admin/dashboard"))
+    today = re.search(r"<tbody>\s*<tr><td>[^<]+</td><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td>\s*<td>([^<]+)</td>", page)
+    assert today.groups() == ("3", "1", "2", "50\xa0%")
+    assert re.search(r'<td><a href="/history\?moderator=mona">mona</a></td><td>2</td><td>1</td>', page)
+    assert page.count("<svg") == 2 and '<span class="big">0</span> en attente' in page

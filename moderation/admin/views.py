@@ -11,10 +11,12 @@ from sqlalchemy.exc import IntegrityError
 from .. import settings
 from ..auth.models import ADMIN, LANGUAGES, ROLES, User, username_problem
 from ..comments.models import Article
+from ..database import utcnow
 from ..policy import LabelThresholds
 from ..registry import NoModelError
 from ..service import set_premoderation
 from ..web import admin_required, db, label_name, scorer
+from .dashboard import dashboard as figures
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates")
 
@@ -22,8 +24,15 @@ blueprint = Blueprint("admin", __name__, url_prefix="/admin", template_folder="t
 @blueprint.route("/")
 @admin_required
 def index():
-    """The admin home leads to users."""
-    return redirect(url_for("admin.users"))
+    """The admin home is the dashboard."""
+    return redirect(url_for("admin.dashboard"))
+
+
+@blueprint.route("/dashboard")
+@admin_required
+def dashboard():
+    """Volume, backlog, automatic versus human decisions, overrides and per-moderator counts."""
+    return render_template("admin/dashboard.html", board=figures(db(), utcnow()))
 
 
 @blueprint.route("/users", methods=["GET", "POST"])

@@ -5,6 +5,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ..auth.models import User
 from ..database import Base, UTCDateTime, utcnow
 
 PUBLISHED = "published"
@@ -71,7 +72,7 @@ class Comment(Base):
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     article: Mapped[Article] = relationship(lazy="joined", innerjoin=True)
-    claimed_by = relationship("User", lazy="select")
+    claimed_by: Mapped[User | None] = relationship(lazy="select")
 
     @property
     def scores(self) -> dict[str, float]:
@@ -130,4 +131,4 @@ class Decision(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
     comment: Mapped[Comment] = relationship(lazy="joined", innerjoin=True)
-    moderator = relationship("User", lazy="joined")
+    moderator: Mapped[User | None] = relationship(lazy="joined")
