@@ -10,6 +10,7 @@ def load_scorer(models_dir=None, version=None):
 
 def create_app(test_config=None):
     """The web app: defaults, then the environment, then test overrides."""
+    import os
     from datetime import timedelta
 
     from flask import Flask
@@ -29,6 +30,7 @@ def create_app(test_config=None):
         MODEL_CHECK_SECONDS=2.0,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=os.environ.get("MODERATION_SECURE_COOKIES") == "1",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
         WTF_CSRF_TIME_LIMIT=None,
         BABEL_DEFAULT_LOCALE="fr",

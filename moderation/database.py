@@ -16,6 +16,7 @@ from sqlalchemy.types import TypeDecorator
 from .registry import PROJECT_ROOT
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+MAX_ID = 2**31 - 1  # ids are 32-bit integers on PostgreSQL; a larger one can name no row
 
 
 def default_url() -> str:
@@ -62,7 +63,8 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10,
+                         connect_args={"options": "-c timezone=UTC"} if url.startswith("postgresql") else {})
 
 
 def _sqlite_pragmas(connection, record):

@@ -34,8 +34,10 @@ from .comments.models import (
 from .database import utcnow
 from .policy import PUBLISH, REJECT, REVIEW, in_sample, priority
 from .scorer import Scorer
-from .validation import InputError, check_text
+from .validation import MAX_ARTICLE_CHARS, InputError, check_optional_text, check_text
 
+OPTIONAL_FIELDS = {"author_id": 255, "author_name": 255, "language": 16,
+                   "article_title": 2_000, "article_body": MAX_ARTICLE_CHARS, "article_url": 2_000}
 CLAIM_MINUTES = 5
 THREAD_COMMENTS = 20
 MAX_ID_CHARS = 255
@@ -127,6 +129,10 @@ def _check_incoming(incoming: IncomingComment) -> None:
         if not isinstance(value, str) or not value.strip():
             raise InputError(f"'{field}' must be a non-empty string", field)
         check_text(value, field, MAX_ID_CHARS)
+    for field, limit in OPTIONAL_FIELDS.items():
+        check_optional_text(getattr(incoming, field), field, limit)
+    if incoming.created_at is not None and (not isinstance(incoming.created_at, datetime) or incoming.created_at.tzinfo is None):
+        raise InputError("'created_at' must be a date and time with its time zone", "created_at")
 
 
 def _receive(session: Session, scorer: Scorer, incoming: IncomingComment, now: datetime) -> Received:
@@ -212,16 +218,10 @@ def _latest_score(session: Session, comment: Comment) -> Score:
     ).one()
 
 
-_known_versions: set[str] = set()
-
-
 def _note_model_version(session: Session, scorer: Scorer) -> None:
-    """Record the first use of a model version, with its held-out metrics."""
-    if scorer.version in _known_versions:
-        return
+    """Record the first use of a model version, with its held-out metrics (in the comment's transaction)."""
     if session.get(ModelVersion, scorer.version) is None:
         session.add(ModelVersion(version=scorer.version, metrics=scorer.metadata.get("metrics", {}).get("holdout", {})))
-    _known_versions.add(scorer.version)
 
 
 def decide(session: Session, comment_id: int, moderator: User, status: str, reason: str | None = None,

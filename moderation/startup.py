@@ -1,7 +1,8 @@
 """`python app.py`: make a fresh install usable in one step, then serve it.
 
 Migrates the database, trains and activates the default model if none is active, loads the
-demo into an empty database, creates a first admin with a generated password, and serves
+demo into an empty database, creates a first admin with a generated password when there is
+no active admin, and serves
 with waitress (the README says how to serve in production).
 """
 
@@ -39,9 +40,10 @@ def prepare(app, echo=print) -> str | None:
         if session.scalar(select(func.count()).select_from(Comment)) == 0:
             count = load_demo(session, registry.load(), utcnow(), progress)
             progress(f"demo: {count} comments loaded")
-        if session.scalar(select(func.count()).select_from(User)) == 0:
+        if session.scalar(select(func.count()).select_from(User).where(User.role == ADMIN, User.active)) == 0:
             password = secrets.token_urlsafe(12)
-            admin = User(username=FIRST_ADMIN, role=ADMIN)
+            admin = session.scalar(select(User).where(User.username == FIRST_ADMIN)) or User(username=FIRST_ADMIN)
+            admin.role, admin.active, admin.locked_until, admin.failed_logins = ADMIN, True, None, 0
             admin.set_password(password)
             session.add(admin)
             session.commit()
@@ -57,9 +59,9 @@ def run(app) -> None:
     password = prepare(app)
     server = create_server(app, host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", "5000")),
                            threads=8, ident="palabre")
-    print(f"\nPalabre is running at http://{server.effective_host}:{server.effective_port}/", flush=True)
     if password:
-        print(f"First admin: user '{FIRST_ADMIN}', password {password} (shown once; change it in Admin > Users)", flush=True)
+        print(f"\nFirst admin: user '{FIRST_ADMIN}', password {password} (shown once; change it in Admin > Users)", flush=True)
+    print(f"\nPalabre is running at http://{server.effective_host}:{server.effective_port}/", flush=True)
     try:
         server.run()
     except KeyboardInterrupt:

@@ -33,6 +33,17 @@ def check_text(text, field: str = "text", max_chars: int = MAX_TEXT_CHARS) -> st
     return text
 
 
+def check_optional_text(value, field: str, max_chars: int) -> str | None:
+    """An optional text field: absent is fine; otherwise a string that can be stored exactly, within its limit."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InputError(f"'{field}' must be a string, not {type(value).__name__}", field)
+    if len(value) > max_chars:
+        raise InputError(f"'{field}' is {len(value):,} characters long; the limit is {max_chars:,}", field)
+    return check_text(value, field, max_chars) if value.strip() else value
+
+
 def check_article(article) -> tuple[str, str]:
     """The article's text (title and body) and its thread of accepted comments, checked."""
     if article is None:

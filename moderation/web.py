@@ -1,6 +1,8 @@
 """What every page shares: the request's database session, the serving scorer, login, language and safety headers."""
 
+import hmac
 from functools import wraps
+from urllib.parse import urlsplit
 
 from flask import abort, current_app, g, jsonify, render_template, request, session
 from flask_babel import Babel, format_date, format_datetime, format_decimal, format_percent, format_time, get_locale
@@ -10,7 +12,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy.orm import Session
 
 from .auth.models import LANGUAGES, User
-from .database import Database, utcnow
+from .database import MAX_ID, Database, utcnow
 from .registry import ActiveScorer, Registry
 from .scorer import LENGTH_TERM, NEGATED_TERM, QUOTED_TERM, RELEVANCE_TERM, Scorer
 
@@ -56,6 +58,7 @@ def init_app(app) -> None:
     login_manager.login_message = None
     csrf.init_app(app)
     babel.init_app(app, locale_selector=interface_language)
+    app.before_request(_refuse_nul)
     app.after_request(_security_headers)
     for code in ERROR_MESSAGES:
         app.register_error_handler(code, _error_page)
@@ -109,10 +112,13 @@ def scorer() -> Scorer:
 
 
 @login_manager.user_loader
-def _load_user(user_id: str) -> User | None:
-    """The logged-in user, if the account still exists and is active."""
-    user = db().get(User, int(user_id)) if user_id.isdigit() else None
-    return user if user is not None and user.active else None
+def _load_user(session_id: str) -> User | None:
+    """The logged-in user, if the account is still active and the session's token is still its own."""
+    user_id, _, token = session_id.partition(":")
+    user = db().get(User, int(user_id)) if user_id.isdecimal() and int(user_id) <= MAX_ID else None
+    if user is None or not user.active or not hmac.compare_digest(user.session_token, token):
+        return None
+    return user
 
 
 def interface_language() -> str:
@@ -136,12 +142,58 @@ def admin_required(view):
     return wrapper
 
 
+MAX_PAGE = 10_000
+
+
+def local_target(target: str | None) -> str | None:
+    """`target` if it is a path on this site, else None: never redirect a moderator elsewhere.
+
+    Browsers drop tabs and newlines from URLs and read a backslash as a slash, so "/\t/x" and
+    "/\\x" lead off-site just like "//x".
+    """
+    if not target:
+        return None
+    cleaned = "".join(ch for ch in target if ch not in "\t\r\n").replace("\\", "/")
+    parts = urlsplit(cleaned)
+    if not cleaned.startswith("/") or cleaned.startswith("//") or parts.scheme or parts.netloc:
+        return None
+    return cleaned
+
+
+def back_or(default: str) -> str:
+    """The page the request came from, when it is one of ours; else `default`."""
+    referrer = urlsplit(request.referrer or "")
+    if referrer.netloc != request.host:
+        return default
+    return local_target(referrer.path + (f"?{referrer.query}" if referrer.query else "")) or default
+
+
+def page_number() -> int:
+    """The ?page= asked for, kept between 1 and MAX_PAGE whatever was sent."""
+    return min(max(request.args.get("page", 1, type=int), 1), MAX_PAGE)
+
+
+def _refuse_nul():
+    """A NUL character in a field is never meant, and PostgreSQL cannot store or compare it: refuse, naming the field."""
+    for source in (request.args, request.form):
+        for name, value in source.items(multi=True):
+            if "\x00" in name or "\x00" in value:
+                return _error_page_for(400, str(_l("The field %(name)s contains a NUL character, which is not allowed.",
+                                                    name=name.replace("\x00", "\\0")[:40])))
+    return None
+
+
 def _error_page(error):
     """Errors in the user's language: JSON for the queue's script, a page for a browser."""
     code = getattr(error, "code", None) or 500
     message = str(ERROR_MESSAGES.get(code, ERROR_MESSAGES[500]))
     if isinstance(error, CSRFError):
         message = str(_l("This form has expired (its security token is missing or too old). Reload the page and try again."))
+    return _error_page_for(code, message)
+
+
+def _error_page_for(code: int, message: str):
+    """An error answer: JSON for the queue's script, a page for a browser."""
     if request.accept_mimetypes.best == "application/json":
         return jsonify(ok=False, message=message), code
     return render_template("error.html", code=code, message=message), code

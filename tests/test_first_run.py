@@ -35,7 +35,7 @@ def start(env_changes: dict) -> tuple[subprocess.Popen, list[str]]:
         if not line:
             break
         lines.append(line.rstrip("\n"))
-        if line.startswith("First admin:"):
+        if line.startswith("Palabre is running"):
             return process, lines
     process.kill()
     process.wait()

@@ -171,7 +171,7 @@ def test_approving_and_rejecting_record_confirm_or_override(client, site, app):
 def test_a_second_decision_is_refused_with_a_clear_message(client, site, app):
     login(client, "mona")
     post(client, f"/comments/{site['insult']}/decision", {"action": "reject", "reason": "toxic"})
-    client.get("/logout")
+    post(client, "/logout")
     login(client, "marc")
     reply = post(client, f"/comments/{site['insult']}/decision", {"action": "approve"}, headers={"Accept": "application/json"})
     assert reply.status_code == 409 and not reply.json["ok"]
@@ -292,10 +292,35 @@ def test_the_dashboard_counts_todays_comments_decisions_and_overrides(client, si
     login(client, "mona")
     post(client, f"/comments/{site['insult']}/decision", {"action": "reject", "reason": "toxic"})
     post(client, f"/comments/{site['spam']}/decision", {"action": "approve"})
-    client.get("/logout")
+    post(client, "/logout")
     login(client, "ada")
     page = text_of(client.get("/admin/dashboard"))
     today = re.search(r"<tbody>\s*<tr><td>[^<]+</td><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td>\s*<td>([^<]+)</td>", page)
     assert today.groups() == ("3", "1", "2", "50\xa0%")
     assert re.search(r'<td><a href="/history\?moderator=mona">mona</a></td><td>2</td><td>1</td>', page)
     assert page.count("<svg") == 2 and '<span class="big">0</span> en attente' in page
+
+
+@pytest.mark.parametrize("path", ["/queue?language=fr%00", "/history?moderator=%00", "/queue?page=1000000000000000000000000000000"])
+def test_odd_query_strings_get_a_clear_answer_not_an_error(client, site, path):
+    login(client, "mona")
+    response = client.get(path)
+    if "%00" in path:
+        assert response.status_code == 400 and "NUL" in text_of(response)
+    else:
+        assert response.status_code == 200
+
+
+def test_a_nul_in_the_login_form_is_refused_by_name(client):
+    token = csrf_token(client)
+    response = client.post("/login", data={"username": "mo\x00na", "password": PASSWORD, "csrf_token": token})
+    assert response.status_code == 400 and "username" in text_of(response)
+
+
+def test_an_article_url_that_is_not_http_is_shown_but_not_linked(client, app, scorer):
+    [comment] = receive(app, scorer, incoming("u1", OPINION, article="lien", article_url="javascript:alert(1)"))
+    login(client, "mona")
+    with app.extensions["palabre.database"].session() as session:
+        article_id = session.get(Comment, comment).article_id
+    page = client.get(f"/articles/{article_id}").get_data(as_text=True)
+    assert "javascript:alert(1)" in page and 'href="javascript:' not in page

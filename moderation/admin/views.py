@@ -68,7 +68,7 @@ def new_user_problem(username: str, role: str | None) -> str | None:
     return None
 
 
-@blueprint.route("/users/<int:user_id>", methods=["POST"])
+@blueprint.route("/users/<int(max=2147483647):user_id>", methods=["POST"])
 @admin_required
 def user(user_id):
     """Change one account: role, active, unlock, or a new password (shown once)."""
@@ -82,6 +82,7 @@ def user(user_id):
         flash(_("%(name)s is now %(role)s.", name=found.username, role=_("admin") if found.role == ADMIN else _("moderator")), "info")
     elif action in ("activate", "deactivate"):
         found.active = action == "activate"
+        found.rotate_session_token()
         flash(_("%(name)s can log in again.", name=found.username) if found.active else _("%(name)s can no longer log in.", name=found.username), "info")
     elif action == "unlock":
         found.locked_until, found.failed_logins = None, 0

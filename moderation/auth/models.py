@@ -1,5 +1,6 @@
 """Moderators and admins: who may log in, with which role and interface language."""
 
+import secrets
 from datetime import datetime
 
 from flask_login import UserMixin
@@ -35,6 +36,7 @@ class User(UserMixin, Base):
     language: Mapped[str | None] = mapped_column(String(8))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    session_token: Mapped[str] = mapped_column(String(32), default=lambda: secrets.token_hex(16))
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -48,9 +50,18 @@ class User(UserMixin, Base):
         """Admins also manage users, thresholds and pre-moderation."""
         return self.role == ADMIN
 
+    def get_id(self) -> str:
+        """What the session cookie names: the account and its current session token."""
+        return f"{self.id}:{self.session_token}"
+
+    def rotate_session_token(self) -> None:
+        """End every session opened so far (new password, deactivation, logging out)."""
+        self.session_token = secrets.token_hex(16)
+
     def set_password(self, password: str) -> None:
-        """Store a salted hash, never the password."""
+        """Store a salted hash, never the password; sessions opened with the old one end."""
         self.password_hash = generate_password_hash(password)
+        self.rotate_session_token()
 
     def check_password(self, password: str) -> bool:
         """Whether the password matches the stored hash."""

@@ -1,16 +1,16 @@
 """Logging in and out, with lockout after repeated failures, and the interface language switch."""
 
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import format_time
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
-from sqlalchemy import select
+from sqlalchemy import select, update
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..database import utcnow
-from ..web import db
+from ..web import back_or, db, local_target
 from .forms import LoginForm
 from .models import LANGUAGES, User
 
@@ -18,6 +18,7 @@ blueprint = Blueprint("auth", __name__, template_folder="templates")
 
 MAX_FAILURES = 5
 LOCKOUT = timedelta(minutes=15)
+_DUMMY_HASH = generate_password_hash("a password no account has")
 
 
 @blueprint.route("/login", methods=["GET", "POST"])
@@ -38,18 +39,24 @@ def login():
 
 
 def _check_login(user: User | None, password: str) -> str | None:
-    """None when the password is right, else the message to show; counts failures."""
+    """None when the password is right, else the message to show; counts failures.
+
+    A password is hashed whatever the account, so the answer time does not tell which
+    usernames exist; failures are counted in the database, so guesses sent at once all count.
+    """
     now = utcnow()
+    right = user.check_password(password) if user is not None else check_password_hash(_DUMMY_HASH, password)
     if user is None or not user.active:
         return _("Unknown username or wrong password.")
     if user.locked_until and user.locked_until > now:
-        return _("Too many failed attempts: this account is locked until %(time)s.", time=format_time(user.locked_until, "HH:mm"))
-    if not user.check_password(password):
-        user.failed_logins += 1
-        if user.failed_logins >= MAX_FAILURES:
-            user.locked_until, user.failed_logins = now + LOCKOUT, 0
+        return _locked_message(user.locked_until)
+    if not right:
+        failures = db().execute(update(User).where(User.id == user.id).values(failed_logins=User.failed_logins + 1)
+                                .returning(User.failed_logins)).scalar_one()
+        if failures >= MAX_FAILURES:
+            db().execute(update(User).where(User.id == user.id).values(locked_until=now + LOCKOUT, failed_logins=0))
             db().commit()
-            return _("Too many failed attempts: this account is locked until %(time)s.", time=format_time(user.locked_until, "HH:mm"))
+            return _locked_message(now + LOCKOUT)
         db().commit()
         return _("Unknown username or wrong password.")
     user.failed_logins, user.locked_until = 0, None
@@ -57,18 +64,22 @@ def _check_login(user: User | None, password: str) -> str | None:
     return None
 
 
+def _locked_message(until) -> str:
+    """What a locked account is told."""
+    return _("Too many failed attempts: this account is locked until %(time)s.", time=format_time(until, "HH:mm"))
+
+
 def _safe_next() -> str | None:
     """The page asked for before login, only if it is on this site."""
-    target = request.args.get("next") or ""
-    parts = urlsplit(target)
-    if target.startswith("/") and not target.startswith("//") and not parts.scheme and not parts.netloc and "\\" not in target:
-        return target
-    return None
+    return local_target(request.args.get("next"))
 
 
-@blueprint.route("/logout", methods=["GET", "POST"])
+@blueprint.route("/logout", methods=["POST"])
 def logout():
-    """End the session."""
+    """End the session here and on every other device (a copied cookie stops working too)."""
+    if current_user.is_authenticated:
+        current_user.rotate_session_token()
+        db().commit()
     logout_user()
     flash(_("You are logged out."), "info")
     return redirect(url_for("auth.login"))
@@ -85,12 +96,4 @@ def language():
         db().commit()
     else:
         session["language"] = choice
-    return redirect(_safe_referrer() or url_for("queue.index"))
-
-
-def _safe_referrer() -> str | None:
-    """Go back to the page the switch was made on, if it is one of ours."""
-    referrer = urlsplit(request.referrer or "")
-    if referrer.netloc == request.host and referrer.path.startswith("/"):
-        return referrer.path + (f"?{referrer.query}" if referrer.query else "")
-    return None
+    return redirect(back_or(url_for("queue.index")))

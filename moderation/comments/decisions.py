@@ -31,6 +31,8 @@ def refusal_message(error: Exception, comment_id: int) -> str:
         return _("Comment #%(id)d was edited since you opened it; read the new text before deciding.", id=comment_id)
     if isinstance(error, UnknownComment):
         return _("There is no comment #%(id)d.", id=comment_id)
+    if isinstance(error, InputError) and error.field == "revision":
+        return _("Comment #%(id)d: the form is damaged (unreadable revision); reload the page.", id=comment_id)
     if isinstance(error, InputError) and error.field == "reason":
         return _("Comment #%(id)d: choose a reason to reject it (1 toxic, 2 off-topic, 3 spam, 4 other).", id=comment_id)
     return _("Comment #%(id)d: choose approve or reject.", id=comment_id)

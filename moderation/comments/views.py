@@ -10,7 +10,7 @@ from ..database import utcnow
 from ..queue.listing import explanations
 from ..service import Refused, claim, decide, set_premoderation
 from ..validation import InputError
-from ..web import db
+from ..web import back_or, db, local_target, page_number
 from .decisions import ACTIONS, refusal_message, status_for
 from .highlight import pieces
 from .models import BY_MODEL, BY_MODERATOR, OVERRIDE, PENDING, REASONS, Article, Comment, Decision, Revision, Score
@@ -27,7 +27,7 @@ def _pieces(text, explanation, limit=None):
     return pieces(text, explanation, limit)
 
 
-@blueprint.route("/comments/<int:comment_id>")
+@blueprint.route("/comments/<int(max=2147483647):comment_id>")
 @login_required
 def comment(comment_id):
     """The whole comment: text, scores, explanation, revisions, decisions and the author's other comments."""
@@ -46,40 +46,37 @@ def comment(comment_id):
                            others=others, explanation=explanations(db(), [found]).get(found.id), reasons=REASONS)
 
 
-@blueprint.route("/comments/<int:comment_id>/decision", methods=["POST"])
+@blueprint.route("/comments/<int(max=2147483647):comment_id>/decision", methods=["POST"])
 @login_required
 def decision(comment_id):
     """Approve or reject one comment; answers JSON to the queue's script, a redirect to a plain form."""
     action, reason = request.form.get("action"), request.form.get("reason") or None
-    revision = request.form.get("revision", type=int)
+    revision = request.form.get("revision") or None
     wants_json = request.accept_mimetypes.best == "application/json"
     try:
         if action not in ACTIONS:
             raise InputError(f"action must be one of {', '.join(ACTIONS)}", "action")
-        made = decide(db(), comment_id, current_user, status_for(action), reason, revision)
+        if revision is not None and not (revision.isascii() and revision.isdigit() and len(revision) < 10):
+            raise InputError("revision must be a number", "revision")
+        made = decide(db(), comment_id, current_user, status_for(action), reason, int(revision) if revision else None)
     except (Refused, InputError) as error:
         message = refusal_message(error, comment_id)
         if wants_json:
             return jsonify(ok=False, message=message), 409 if isinstance(error, Refused) else 422
         flash(message, "error")
-        return redirect(request.referrer or url_for("comments.comment", comment_id=comment_id))
+        return redirect(back_or(url_for("comments.comment", comment_id=comment_id)))
     message = _("Approved.") if action == "approve" else _("Rejected.")
     if wants_json:
         return jsonify(ok=True, message=message, status=made.status, verdict=made.verdict)
     flash(message, "info")
-    return redirect(request.form.get("next") if _is_local(request.form.get("next")) else url_for("queue.index"))
-
-
-def _is_local(target: str | None) -> bool:
-    """Only redirect to pages of this site."""
-    return bool(target) and target.startswith("/") and not target.startswith("//") and "\\" not in target
+    return redirect(local_target(request.form.get("next")) or url_for("queue.index"))
 
 
 @blueprint.route("/articles")
 @login_required
 def articles():
     """Articles, newest first, with how many comments wait on each."""
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = page_number()
     waiting = (select(Comment.article_id, func.count().label("waiting")).where(Comment.status == PENDING)
                .group_by(Comment.article_id).subquery())
     rows = db().execute(
@@ -89,7 +86,7 @@ def articles():
     return render_template("comments/articles.html", rows=rows[:ARTICLES_PAGE], page=page, more=len(rows) > ARTICLES_PAGE)
 
 
-@blueprint.route("/articles/<int:article_id>")
+@blueprint.route("/articles/<int(max=2147483647):article_id>")
 @login_required
 def article(article_id):
     """The article and every comment on it with its status."""
@@ -98,7 +95,7 @@ def article(article_id):
     return render_template("comments/article.html", article=found, comments=comments)
 
 
-@blueprint.route("/articles/<int:article_id>/premoderation", methods=["POST"])
+@blueprint.route("/articles/<int(max=2147483647):article_id>/premoderation", methods=["POST"])
 @login_required
 def premoderation(article_id):
     """Turn pre-moderation of an article on or off."""
@@ -107,8 +104,7 @@ def premoderation(article_id):
     set_premoderation(db(), found, on)
     flash(_("Pre-moderation is on: every new comment on this article waits for a moderator.") if on
           else _("Pre-moderation is off: comments on this article follow the usual thresholds."), "info")
-    target = request.form.get("next")
-    return redirect(target if _is_local(target) else url_for("comments.article", article_id=found.id))
+    return redirect(local_target(request.form.get("next")) or url_for("comments.article", article_id=found.id))
 
 
 @blueprint.route("/history")
@@ -125,7 +121,7 @@ def history():
     overrides = request.args.get("verdict") == OVERRIDE
     if overrides:
         query = query.where(Decision.verdict == OVERRIDE)
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = page_number()
     rows = list(db().scalars(query.order_by(Decision.id.desc()).offset((page - 1) * HISTORY_PAGE).limit(HISTORY_PAGE + 1)))
     moderators = list(db().scalars(select(User.username).order_by(User.username)))
     return render_template("comments/history.html", decisions=rows[:HISTORY_PAGE], more=len(rows) > HISTORY_PAGE, page=page,

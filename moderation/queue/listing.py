@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from ..auth.models import User
 from ..comments.models import PENDING, Comment, Revision, Score
+from ..database import MAX_ID
 
 PAGE_SIZE = 25
 COUNT_CAP = 2000
@@ -42,7 +43,7 @@ class Filters:
             filters.label = label
         article = args.get("article") or None
         if article is not None:
-            if article.isdigit() and len(article) < 12:
+            if article.isascii() and article.isdigit() and int(article) <= MAX_ID:
                 filters.article = int(article)
             else:
                 filters.errors["article"] = article

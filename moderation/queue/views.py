@@ -1,5 +1,7 @@
 """The review queue: waiting comments by priority, filters, and single or bulk decisions."""
 
+from dataclasses import replace
+
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -8,10 +10,10 @@ from flask_login import current_user, login_required
 
 from ..comments.decisions import ACTIONS, refusal_message, status_for
 from ..comments.models import REASONS
-from ..database import utcnow
+from ..database import MAX_ID, utcnow
 from ..service import Refused, claim, decide
 from ..validation import InputError
-from ..web import db
+from ..web import back_or, db, page_number
 from .listing import Filters, claimed_elsewhere, waiting
 
 blueprint = Blueprint("queue", __name__, template_folder="templates")
@@ -36,8 +38,9 @@ def index():
     for name, value in filters.errors.items():
         flash(_("The filter %(name)s was ignored: %(value)s is not a valid value.", name=FILTER_NAMES[name], value=value[:40]), "error")
     now = utcnow()
-    page = waiting(db(), current_user, filters, request.args.get("page", 1, type=int), now)
-    claim(db(), current_user, [comment.id for comment in page.comments], now)
+    page = waiting(db(), current_user, filters, page_number(), now)
+    mine = set(claim(db(), current_user, [comment.id for comment in page.comments], now))
+    page = replace(page, comments=[comment for comment in page.comments if comment.id in mine])
     return render_template("queue/index.html", page=page, filters=filters, reasons=REASONS,
                            claimed_elsewhere=claimed_elsewhere(db(), current_user, now))
 
@@ -50,11 +53,11 @@ def bulk():
     selected = request.form.getlist("comment")[:MAX_BULK]
     if action not in ACTIONS or not selected:
         flash(_("Tick at least one comment, then choose approve or reject."), "error")
-        return redirect(request.referrer or url_for("queue.index"))
+        return redirect(back_or(url_for("queue.index")))
     done, refused = 0, []
     for value in selected:
         comment_id, _sep, revision = value.partition(":")
-        if not comment_id.isdigit() or not revision.isdigit():
+        if not _readable_id(comment_id) or not _readable_id(revision):
             refused.append(_("%(value)s is not a comment of this queue.", value=value[:40]))
             continue
         try:
@@ -67,4 +70,9 @@ def bulk():
               else ngettext("%(num)d comment rejected.", "%(num)d comments rejected.", done), "info")
     for message in refused:
         flash(message, "error")
-    return redirect(request.referrer or url_for("queue.index"))
+    return redirect(back_or(url_for("queue.index")))
+
+
+def _readable_id(value: str) -> bool:
+    """Whether a ticked value's part is a number the database can hold."""
+    return value.isascii() and value.isdigit() and int(value) <= MAX_ID

@@ -4,8 +4,8 @@ Revision ID: 0001
 Revises: 
 """
 
-import sqlalchemy as sa
 from alembic import op
+import sqlalchemy as sa
 
 import moderation.database
 
@@ -59,6 +59,7 @@ def upgrade():
     sa.Column('language', sa.String(length=8), nullable=True),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('failed_logins', sa.Integer(), nullable=False),
+    sa.Column('session_token', sa.String(length=32), nullable=False),
     sa.Column('locked_until', moderation.database.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', moderation.database.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
