@@ -106,19 +106,22 @@ class Received:
 def receive_comment(session: Session, scorer: Scorer, incoming: IncomingComment, now: datetime | None = None) -> Received:
     """Score, decide and store one comment; the same id and text again returns what is stored."""
     _check_incoming(incoming)
-    for attempt in range(2):
-        try:
-            received = _receive(session, scorer, incoming, now or utcnow())
-            session.commit()
-            return received
-        except IntegrityError:
-            session.rollback()  # the same comment or article arrived at the same moment: read it and go on
-            if attempt:
-                raise
-        except BaseException:
-            session.rollback()
-            raise
-    raise AssertionError("unreachable")
+    now = now or utcnow()
+    try:
+        return _receive_and_commit(session, scorer, incoming, now)
+    except IntegrityError:
+        return _receive_and_commit(session, scorer, incoming, now)  # it arrived twice at once: this time it is found
+
+
+def _receive_and_commit(session: Session, scorer: Scorer, incoming: IncomingComment, now: datetime) -> Received:
+    """One attempt at receiving, committed, or rolled back entirely."""
+    try:
+        received = _receive(session, scorer, incoming, now)
+        session.commit()
+        return received
+    except BaseException:
+        session.rollback()
+        raise
 
 
 def _check_incoming(incoming: IncomingComment) -> None:
@@ -141,49 +144,71 @@ def _receive(session: Session, scorer: Scorer, incoming: IncomingComment, now: d
     comment = session.scalar(select(Comment).where(Comment.external_id == incoming.id))
     if comment is not None and comment.text == incoming.text:
         return Received(comment, _latest_score(session, comment), "unchanged")
-    context = {"title": article.title, "body": article.body, "comments": _thread(session, article, comment)}
-    result = scorer.score(incoming.text, context)
-    scores = {"toxic": result["toxic"], "off_topic": result["off_topic"]}
-    site = settings.current(session)
-    policy = site.policy(scorer.policy)
-    labels = policy.labels(scores)
-    decision = policy.decide(scores, article.premoderated)
-    number = 1 if comment is None else comment.revision + 1
-    review_reason = ("flagged" if labels else "premoderated") if decision == REVIEW else None
-    if decision == PUBLISH and in_sample(f"{incoming.id}#{number}", site.qa_share):
-        decision, review_reason = REVIEW, "sample"
     outcome = "created" if comment is None else "edited"
+    number = 1 if comment is None else comment.revision + 1
+    result = scorer.score(incoming.text, {"title": article.title, "body": article.body,
+                                          "comments": _thread(session, article, comment)})
+    scores = {"toxic": result["toxic"], "off_topic": result["off_topic"]}
+    verdict = _policy_verdict(session, scorer, scores, article.premoderated, f"{incoming.id}#{number}")
     if comment is None:
         comment = Comment(external_id=incoming.id, article=article, created_at=incoming.created_at or now)
         session.add(comment)
-    comment.text = incoming.text
-    comment.revision = number
-    comment.received_at = now
-    comment.author_id = incoming.author_id if incoming.author_id is not None else comment.author_id
-    comment.author_name = incoming.author_name if incoming.author_name is not None else comment.author_name
-    comment.language = incoming.language or comment.language
-    comment.toxic, comment.off_topic = scores["toxic"], scores["off_topic"]
-    comment.top_score = max(scores.values())
-    comment.toxic_flag, comment.off_topic_flag = "toxic" in labels, "off_topic" in labels
-    comment.suggestion = REJECT if labels else PUBLISH
-    comment.review_reason = review_reason
-    comment.priority = priority(scores, now, article.premoderated)
-    comment.status = STATUS_OF[decision]
-    comment.decided_by = None if decision == REVIEW else BY_MODEL
-    comment.decided_at = None if decision == REVIEW else now
-    comment.claimed_by_id = comment.claimed_until = None
+    _make_current(comment, incoming, number, scores, verdict, priority(scores, now, article.premoderated), now)
     session.flush()
     revision = Revision(comment_id=comment.id, number=number, text=incoming.text, received_at=now)
     session.add(revision)
     session.flush()
     score = Score(revision_id=revision.id, model_version=scorer.version, toxic=scores["toxic"], off_topic=scores["off_topic"],
-                  labels=labels, explanation=result["explanation"], decision=decision, created_at=now)
+                  labels=verdict.labels, explanation=result["explanation"], decision=verdict.decision, created_at=now)
     session.add(score)
     session.add(Decision(comment_id=comment.id, revision=number, status=comment.status, decided_by=BY_MODEL,
-                         reason=review_reason if review_reason in ("premoderated", "sample") else (labels[0] if labels else None),
-                         created_at=now))
+                         reason=verdict.reason, created_at=now))
     _note_model_version(session, scorer)
     return Received(comment, score, outcome)
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    """What the policy made of a comment's scores."""
+
+    labels: list[str]
+    decision: str
+    review_reason: str | None
+
+    @property
+    def reason(self) -> str | None:
+        """The reason the model's decision record gives: why it waits, or the label it was flagged for."""
+        if self.review_reason in ("premoderated", "sample"):
+            return self.review_reason
+        return self.labels[0] if self.labels else None
+
+
+def _policy_verdict(session: Session, scorer: Scorer, scores: dict, premoderated: bool, sample_key: str) -> _Verdict:
+    """Labels and decision under the site's thresholds, with pre-moderation and the QA sample."""
+    site = settings.current(session)
+    policy = site.policy(scorer.policy)
+    labels = policy.labels(scores)
+    decision = policy.decide(scores, premoderated)
+    if decision == PUBLISH and in_sample(sample_key, site.qa_share):
+        return _Verdict(labels, REVIEW, "sample")
+    return _Verdict(labels, decision, ("flagged" if labels else "premoderated") if decision == REVIEW else None)
+
+
+def _make_current(comment: Comment, incoming: IncomingComment, number: int, scores: dict, verdict: _Verdict,
+                  queue_priority: float, now: datetime) -> None:
+    """Copy the new revision's text, scores and status onto the comment (what the queue reads)."""
+    comment.text, comment.revision, comment.received_at = incoming.text, number, now
+    comment.author_id = incoming.author_id if incoming.author_id is not None else comment.author_id
+    comment.author_name = incoming.author_name if incoming.author_name is not None else comment.author_name
+    comment.language = incoming.language or comment.language
+    comment.toxic, comment.off_topic, comment.top_score = scores["toxic"], scores["off_topic"], max(scores.values())
+    comment.toxic_flag, comment.off_topic_flag = "toxic" in verdict.labels, "off_topic" in verdict.labels
+    comment.suggestion = REJECT if verdict.labels else PUBLISH
+    comment.review_reason, comment.priority = verdict.review_reason, queue_priority
+    comment.status = STATUS_OF[verdict.decision]
+    decided = verdict.decision != REVIEW
+    comment.decided_by, comment.decided_at = (BY_MODEL, now) if decided else (None, None)
+    comment.claimed_by_id = comment.claimed_until = None
 
 
 def _article(session: Session, incoming: IncomingComment) -> Article:

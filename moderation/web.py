@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 from flask import abort, current_app, g, jsonify, render_template, request, session
 from flask_babel import Babel, format_date, format_datetime, format_decimal, format_percent, format_time, get_locale
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -35,6 +36,8 @@ TERM_NAMES = {
     QUOTED_TERM: _l("(quoted words)"), NEGATED_TERM: _l("(negated words)"),
 }
 
+MAX_PAGE = 10_000
+
 login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()
@@ -62,14 +65,15 @@ def init_app(app) -> None:
     app.after_request(_security_headers)
     for code in ERROR_MESSAGES:
         app.register_error_handler(code, _error_page)
-    app.add_template_filter(label_name)
-    app.add_template_global(utcnow, "now_utc")
-    app.add_template_filter(flagged_only)
-    app.jinja_env.globals.update(get_locale=get_locale, format_date=format_date, format_datetime=format_datetime,
-                                 format_time=format_time, format_decimal=format_decimal, format_percent=format_percent)
-    app.add_template_filter(term_name)
-    app.add_template_filter(lambda args, **changes: {**args, **changes}, "dict_with")
-    app.add_template_filter(lambda args, name: {key: value for key, value in args.items() if key != name}, "dict_without")
+    app.jinja_env.filters.update(
+        label_name=label_name, term_name=term_name, flagged_only=flagged_only,
+        dict_with=lambda args, **changes: {**args, **changes},
+        dict_without=lambda args, name: {key: value for key, value in args.items() if key != name},
+    )
+    app.jinja_env.globals.update(
+        now_utc=utcnow, get_locale=get_locale, format_date=format_date, format_datetime=format_datetime,
+        format_time=format_time, format_decimal=format_decimal, format_percent=format_percent,
+    )
 
 
 def flagged_only(explanation: dict | None, labels: list[str]) -> dict:
@@ -142,9 +146,6 @@ def admin_required(view):
     return wrapper
 
 
-MAX_PAGE = 10_000
-
-
 def local_target(target: str | None) -> str | None:
     """`target` if it is a path on this site, else None: never redirect a moderator elsewhere.
 
@@ -178,8 +179,8 @@ def _refuse_nul():
     for source in (request.args, request.form):
         for name, value in source.items(multi=True):
             if "\x00" in name or "\x00" in value:
-                return _error_page_for(400, str(_l("The field %(name)s contains a NUL character, which is not allowed.",
-                                                    name=name.replace("\x00", "\\0")[:40])))
+                return _error_page_for(400, _("The field %(name)s contains a NUL character, which is not allowed.",
+                                              name=name.replace("\x00", "\\0")[:40]))
     return None
 
 
@@ -188,7 +189,7 @@ def _error_page(error):
     code = getattr(error, "code", None) or 500
     message = str(ERROR_MESSAGES.get(code, ERROR_MESSAGES[500]))
     if isinstance(error, CSRFError):
-        message = str(_l("This form has expired (its security token is missing or too old). Reload the page and try again."))
+        message = _("This form has expired (its security token is missing or too old). Reload the page and try again.")
     return _error_page_for(code, message)
 
 

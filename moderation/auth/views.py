@@ -25,7 +25,7 @@ _DUMMY_HASH = generate_password_hash("a password no account has")
 def login():
     """The login form; five wrong passwords in a row lock the account for 15 minutes."""
     if current_user.is_authenticated:
-        return redirect(_safe_next() or url_for("queue.index"))
+        return redirect(local_target(request.args.get("next")) or url_for("queue.index"))
     form = LoginForm()
     if form.validate_on_submit():
         user = db().scalar(select(User).where(User.username == form.username.data.strip()))
@@ -33,7 +33,7 @@ def login():
         if refusal is None:
             login_user(user)
             session.permanent = True
-            return redirect(_safe_next() or url_for("queue.index"))
+            return redirect(local_target(request.args.get("next")) or url_for("queue.index"))
         flash(refusal, "error")
     return render_template("auth/login.html", form=form)
 
@@ -67,11 +67,6 @@ def _check_login(user: User | None, password: str) -> str | None:
 def _locked_message(until) -> str:
     """What a locked account is told."""
     return _("Too many failed attempts: this account is locked until %(time)s.", time=format_time(until, "HH:mm"))
-
-
-def _safe_next() -> str | None:
-    """The page asked for before login, only if it is on this site."""
-    return local_target(request.args.get("next"))
 
 
 @blueprint.route("/logout", methods=["POST"])
