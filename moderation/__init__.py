@@ -17,6 +17,7 @@ def create_app(test_config=None):
 
     from . import cli, web
     from .admin import views as admin_views
+    from .api import views as api_views
     from .auth import views as auth_views
     from .comments import views as comment_views
     from .database import default_url
@@ -41,7 +42,7 @@ def create_app(test_config=None):
     if not app.config.get("DATABASE_URL"):
         app.config["DATABASE_URL"] = default_url()
     web.init_app(app)
-    for module in (auth_views, queue_views, comment_views, admin_views, health_views):
+    for module in (auth_views, queue_views, comment_views, admin_views, health_views, api_views):
         app.register_blueprint(module.blueprint)
     for name, command in cli.main.commands.items():
         app.cli.add_command(command, name)

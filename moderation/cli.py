@@ -10,6 +10,7 @@ import numpy as np
 from sqlalchemy import select
 
 from . import corpora
+from .api.clients import create_client
 from .auth.models import MIN_PASSWORD, MODERATOR, ROLES, User, username_problem
 from .build import DEFAULT_CHECKS, Progress, build
 from .corpora import LABELS, DataError
@@ -251,3 +252,17 @@ def demo_command():
     with database.session() as session:
         count = load_demo(session, _registry().load(), utcnow(), Progress(lambda line: click.echo(line, err=True)))
     click.echo(f"demo: {count} comments received")
+
+
+@main.command("create-client")
+@click.argument("name")
+@click.option("--webhook-url", default=None, help="Where decisions are POSTed (https://...).")
+@_fail_clearly
+def create_client_command(name, webhook_url):
+    """Create an API client; its key is printed once, alone on the last line."""
+    database = Database()
+    database.upgrade()
+    with database.session() as session:
+        client, key = create_client(session, name, webhook_url)
+        click.echo(f"created API client {client.name} (key {client.key_prefix}…); store this key now, it is not shown again:")
+    click.echo(key)

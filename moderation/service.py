@@ -143,7 +143,7 @@ def _receive(session: Session, scorer: Scorer, incoming: IncomingComment, now: d
     article = _article(session, incoming)
     comment = session.scalar(select(Comment).where(Comment.external_id == incoming.id))
     if comment is not None and comment.text == incoming.text:
-        return Received(comment, _latest_score(session, comment), "unchanged")
+        return Received(comment, latest_score(session, comment), "unchanged")
     outcome = "created" if comment is None else "edited"
     number = 1 if comment is None else comment.revision + 1
     result = scorer.score(incoming.text, {"title": article.title, "body": article.body,
@@ -234,7 +234,7 @@ def _thread(session: Session, article: Article, comment: Comment | None) -> list
     return list(session.scalars(query.order_by(Comment.received_at.desc()).limit(THREAD_COMMENTS)))
 
 
-def _latest_score(session: Session, comment: Comment) -> Score:
+def latest_score(session: Session, comment: Comment) -> Score:
     """The score of the comment's current revision."""
     return session.scalars(
         select(Score).join(Revision, Score.revision_id == Revision.id)
@@ -330,3 +330,28 @@ def set_premoderation(session: Session, article: Article, on: bool) -> None:
     except BaseException:
         session.rollback()
         raise
+
+
+def save_article(session: Session, external_id: str, title: str | None = None, body: str | None = None,
+                 url: str | None = None, premoderated: bool | None = None) -> tuple[Article, bool]:
+    """Create or update an article from what the site sends; return it and whether it is new."""
+    check_text(external_id, "id", MAX_ID_CHARS)
+    for name, value, limit in (("title", title, 2_000), ("body", body, MAX_ARTICLE_CHARS), ("url", url, 2_000)):
+        check_optional_text(value, name, limit)
+    try:
+        article = session.scalar(select(Article).where(Article.external_id == external_id))
+        created = article is None
+        if created:
+            article = Article(external_id=external_id, title="", body="")
+            session.add(article)
+        for name, value in (("title", title), ("body", body), ("url", url)):
+            if value is not None:
+                setattr(article, name, value)
+        session.flush()
+        if premoderated is not None and premoderated != article.premoderated:
+            set_premoderation(session, article, premoderated)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return article, created

@@ -12,6 +12,7 @@ from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy.orm import Session
 
+from .api.errors import error_response, http_error_response
 from .auth.models import LANGUAGES, User
 from .database import MAX_ID, Database, utcnow
 from .registry import ActiveScorer, Registry
@@ -37,6 +38,7 @@ TERM_NAMES = {
 }
 
 MAX_PAGE = 10_000
+API_PREFIXES = ("/api/", "/v1alpha1/", "/integrations/")
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
@@ -178,14 +180,23 @@ def _refuse_nul():
     """A NUL character in a field is never meant, and PostgreSQL cannot store or compare it: refuse, naming the field."""
     for source in (request.args, request.form):
         for name, value in source.items(multi=True):
+            if ("\x00" in name or "\x00" in value) and is_api_request():
+                return error_response(400, "invalid_query", f"the query field {name[:40]!r} contains a NUL character", name[:40])
             if "\x00" in name or "\x00" in value:
                 return _error_page_for(400, _("The field %(name)s contains a NUL character, which is not allowed.",
                                               name=name.replace("\x00", "\\0")[:40]))
     return None
 
 
+def is_api_request() -> bool:
+    """Whether the request is for a machine (the API and the integrations): its errors are JSON, never a page."""
+    return request.path.startswith(API_PREFIXES)
+
+
 def _error_page(error):
-    """Errors in the user's language: JSON for the queue's script, a page for a browser."""
+    """Errors in the user's language: JSON for the queue's script, a page for a browser, the API's shape for the API."""
+    if is_api_request():
+        return http_error_response(error)
     code = getattr(error, "code", None) or 500
     message = str(ERROR_MESSAGES.get(code, ERROR_MESSAGES[500]))
     if isinstance(error, CSRFError):

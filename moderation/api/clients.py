@@ -1,0 +1,62 @@
+"""API keys: made once, shown once, stored only as a hash, revocable.
+
+Keys are 256 random bits, so a plain SHA-256 of the key is enough to store (no slow hash is
+needed against guessing) and lets every request be checked with one indexed lookup.
+"""
+
+import hashlib
+import secrets
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..admin.models import ApiClient
+from ..database import utcnow
+from ..validation import InputError
+
+KEY_PREFIX = "pal_"
+
+
+class KeyRefused(Exception):
+    """A key that opens nothing: unknown, or revoked (then `revoked` is True)."""
+
+    def __init__(self, message: str, revoked: bool = False):
+        super().__init__(message)
+        self.revoked = revoked
+
+
+def key_hash(key: str) -> str:
+    """What is stored and looked up for a key."""
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def create_client(session: Session, name: str, webhook_url: str | None = None) -> tuple[ApiClient, str]:
+    """A new client and its key; the key exists only in the return value."""
+    name = (name or "").strip()
+    if not name or len(name) > 120 or not name.isprintable():
+        raise InputError("a client name is 1 to 120 visible characters", "name")
+    if webhook_url is not None and not webhook_url.startswith(("https://", "http://")):
+        raise InputError("the webhook URL must start with https:// or http://", "webhook_url")
+    if session.scalar(select(ApiClient).where(ApiClient.name == name)) is not None:
+        raise InputError(f"a client named {name!r} exists already", "name")
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    client = ApiClient(name=name, key_prefix=key[:12], key_hash=key_hash(key), webhook_url=webhook_url)
+    session.add(client)
+    session.commit()
+    return client, key
+
+
+def authenticate(session: Session, key: str) -> ApiClient:
+    """The client a key belongs to; KeyRefused if the key is unknown or revoked."""
+    client = session.scalar(select(ApiClient).where(ApiClient.key_hash == key_hash(key)))
+    if client is None:
+        raise KeyRefused("this API key is not valid")
+    if client.revoked_at is not None:
+        raise KeyRefused(f"this API key was revoked on {client.revoked_at:%Y-%m-%d %H:%M} UTC", revoked=True)
+    return client
+
+
+def revoke_client(session: Session, client: ApiClient) -> None:
+    """Stop a client's key from opening anything, from the next request on."""
+    client.revoked_at = client.revoked_at or utcnow()
+    session.commit()

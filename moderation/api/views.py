@@ -1,0 +1,185 @@
+"""The JSON API under /api/v1 for the site's comment system (SPEC section 8)."""
+
+from flask import Blueprint, g, jsonify, request
+from sqlalchemy import func, select
+
+from ..comments.models import PENDING, Article, Comment
+from ..queue.listing import explanations
+from ..registry import NoModelError
+from ..service import IncomingComment, Received, latest_score, receive_comment, save_article
+from ..validation import InputError
+from ..web import csrf, db, scorer
+from .clients import KeyRefused, authenticate
+from .errors import ApiError, error_response
+from .payloads import field, identifier, json_body, timestamp
+
+blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
+csrf.exempt(blueprint)
+
+MAX_BATCH = 500
+MAX_PER_PAGE = 100
+COUNT_CAP = 10_000
+
+
+@blueprint.before_request
+def _authenticate():
+    """Every endpoint needs `Authorization: Bearer <key>` of a client that is not revoked."""
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise ApiError(401, "unauthenticated", "send your API key as: Authorization: Bearer <key>",
+                       headers={"WWW-Authenticate": "Bearer"})
+    try:
+        g.client = authenticate(db(), key.strip())
+    except KeyRefused as refusal:
+        raise ApiError(403 if refusal.revoked else 401, "revoked_key" if refusal.revoked else "invalid_key", str(refusal),
+                       headers={} if refusal.revoked else {"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+
+
+@blueprint.errorhandler(ApiError)
+def _api_error(error: ApiError):
+    """Refusals as JSON."""
+    return error_response(error.status, error.code, error.message, error.field, error.headers)
+
+
+@blueprint.errorhandler(InputError)
+def _input_error(error: InputError):
+    """A field that cannot be accepted: 422 naming it."""
+    return error_response(422, "invalid_field", str(error), error.field)
+
+
+@blueprint.errorhandler(NoModelError)
+def _no_model(error: NoModelError):
+    """Without a model nothing can be scored: 503 saying so."""
+    return error_response(503, "no_model", str(error))
+
+
+@blueprint.route("/comments", methods=["POST"])
+def post_comment():
+    """Receive a comment: 201 with its decision, 200 with the stored result when the same id and text come again."""
+    received = _receive(json_body())
+    return jsonify(comment_json(received)), 201 if received.outcome != "unchanged" else 200
+
+
+@blueprint.route("/comments/batch", methods=["POST"])
+def post_batch():
+    """Receive up to 500 comments; each gets its own result or its own error, in order."""
+    comments = field(json_body(), "comments", list, required=True)
+    if len(comments) > MAX_BATCH:
+        raise InputError(f"'comments' holds {len(comments)} comments; the limit is {MAX_BATCH}", "comments")
+    results = []
+    for index, item in enumerate(comments):
+        try:
+            if not isinstance(item, dict):
+                raise InputError(f"'comments[{index}]' must be an object", f"comments[{index}]")
+            received = _receive(item)
+            results.append({**comment_json(received), "outcome": received.outcome})
+        except InputError as error:
+            results.append({"id": item.get("id") if isinstance(item, dict) else None,
+                            "error": {"code": "invalid_field", "message": str(error), "field": error.field}})
+    return jsonify(results=results)
+
+
+def _receive(body: dict) -> Received:
+    """Read one comment object and hand it to the service."""
+    article = field(body, "article", dict, required=True)
+    author = field(body, "author", dict) or {}
+    incoming = IncomingComment(
+        id=identifier(body, "id"), text=field(body, "text", str, required=True),
+        article_id=identifier(article, "id", prefix="article."),
+        article_title=field(article, "title", str, prefix="article."), article_body=field(article, "body", str, prefix="article."),
+        article_url=field(article, "url", str, prefix="article."),
+        author_id=_author_id(author), author_name=field(author, "name", str, prefix="author."),
+        created_at=timestamp(body, "created_at"), language=field(body, "language", str),
+    )
+    if incoming.article_title is None and db().scalar(select(Article.id).where(Article.external_id == incoming.article_id)) is None:
+        raise ApiError(422, "unknown_article", f"article {incoming.article_id!r} is unknown: send its title (and body) "
+                       "with this comment, or create it first with PUT /api/v1/articles/{id}", "article.title")
+    return receive_comment(db(), scorer(), incoming)
+
+
+def _author_id(author: dict) -> str | None:
+    """The author's id on the site, as text."""
+    return identifier(author, "id", prefix="author.") if author.get("id") is not None else None
+
+
+def comment_json(received: Received) -> dict:
+    """A stored comment as the API returns it."""
+    comment, score = received.comment, received.score
+    return {
+        "id": comment.external_id,
+        "status": comment.status,
+        "decision": score.decision,
+        "scores": {"toxic": comment.toxic, "off_topic": comment.off_topic},
+        "labels": comment.labels,
+        "explanation": score.explanation,
+        "model_version": score.model_version,
+        "revision": comment.revision,
+        "text": comment.text,
+        "article_id": comment.article.external_id,
+    }
+
+
+@blueprint.route("/comments/<path:comment_id>", methods=["GET"])
+def get_comment(comment_id):
+    """A stored comment exactly as it was received, with its current status and scores."""
+    comment = db().scalar(select(Comment).where(Comment.external_id == comment_id))
+    if comment is None:
+        raise ApiError(404, "not_found", f"there is no comment {comment_id!r}")
+    return jsonify(comment_json(Received(comment, latest_score(db(), comment), "unchanged")))
+
+
+@blueprint.route("/articles/<path:article_id>", methods=["PUT"])
+def put_article(article_id):
+    """Create or update an article: title, body, url, premoderate."""
+    body = json_body()
+    article, created = save_article(db(), article_id, field(body, "title", str), field(body, "body", str), field(body, "url", str),
+                                    field(body, "premoderate", bool))
+    return jsonify(article_json(article)), 201 if created else 200
+
+
+def article_json(article: Article) -> dict:
+    """An article as the API returns it."""
+    return {"id": article.external_id, "title": article.title, "body": article.body, "url": article.url,
+            "premoderate": article.premoderated}
+
+
+@blueprint.route("/score", methods=["POST"])
+def score():
+    """Score a text without storing anything; the decision is the deterministic one (no QA sample)."""
+    body = json_body()
+    article = field(body, "article", dict)
+    result = scorer().score(field(body, "text", str, required=True),
+                            None if article is None else {"title": field(article, "title", str, prefix="article."),
+                                                          "body": field(article, "body", str, prefix="article.")})
+    return jsonify(scores={"toxic": result["toxic"], "off_topic": result["off_topic"]}, labels=result["labels"],
+                   decision=result["decision"], explanation=result["explanation"], model_version=result["model_version"])
+
+
+@blueprint.route("/queue", methods=["GET"])
+def queue():
+    """What waits for review, highest priority first, a page at a time (?page=, ?per_page= up to 100)."""
+    page = _positive_int("page", 1, 10_000)
+    per_page = _positive_int("per_page", 50, MAX_PER_PAGE)
+    waiting = select(Comment).where(Comment.status == PENDING)
+    comments = list(db().scalars(waiting.order_by(Comment.priority.desc(), Comment.id.desc())
+                                 .offset((page - 1) * per_page).limit(per_page + 1)))
+    shown = comments[:per_page]
+    found = explanations(db(), shown)
+    total = db().scalar(select(func.count()).select_from(waiting.limit(COUNT_CAP + 1).subquery()))
+    return jsonify(
+        items=[{"id": c.external_id, "article_id": c.article.external_id, "text": c.text, "scores": c.scores, "labels": c.labels,
+                "review_reason": c.review_reason, "received_at": c.received_at.isoformat(), "explanation": found.get(c.id, {})}
+               for c in shown],
+        page=page, per_page=per_page, total=min(total, COUNT_CAP), total_is_lower_bound=total > COUNT_CAP,
+        next_page=page + 1 if len(comments) > per_page else None,
+    )
+
+
+def _positive_int(name: str, default: int, largest: int) -> int:
+    """A query-string number between 1 and `largest`, or a 422 naming it."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= largest:
+        raise InputError(f"'{name}' must be a whole number from 1 to {largest}", name)
+    return int(raw)
