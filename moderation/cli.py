@@ -3,13 +3,14 @@
 import functools
 import json
 import sys
+import threading
 from pathlib import Path
 
 import click
 import numpy as np
 from sqlalchemy import select
 
-from . import corpora
+from . import corpora, webhooks
 from .api.clients import create_client
 from .auth.models import MIN_PASSWORD, MODERATOR, ROLES, User, username_problem
 from .build import DEFAULT_CHECKS, Progress, build
@@ -264,5 +265,25 @@ def create_client_command(name, webhook_url):
     database.upgrade()
     with database.session() as session:
         client, key = create_client(session, name, webhook_url)
-        click.echo(f"created API client {client.name} (key {client.key_prefix}…); store this key now, it is not shown again:")
+        click.echo(f"created API client {client.name}")
+        click.echo(f"webhook signing secret (also shown in Admin > API clients): {client.webhook_secret}")
+        click.echo("API key, shown only now; store it in the comment system:")
     click.echo(key)
+
+
+@main.command("deliver")
+@click.option("--once", is_flag=True, help="Try every due webhook once and exit (default: keep delivering).")
+@_fail_clearly
+def deliver_command(once):
+    """Deliver webhook events from the outbox, retrying failures for 24 hours."""
+    database = Database()
+    database.upgrade()
+    if once:
+        click.echo(f"delivered {webhooks.deliver_due(database)} webhook events")
+        return
+    click.echo("delivering webhook events; Ctrl-C to stop", err=True)
+    stop = threading.Event()
+    try:
+        webhooks.run(database, stop)
+    except KeyboardInterrupt:
+        stop.set()

@@ -13,7 +13,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from . import settings
+from . import settings, webhooks
 from .admin.models import ModelVersion
 from .auth.models import User
 from .comments.models import (
@@ -161,8 +161,11 @@ def _receive(session: Session, scorer: Scorer, incoming: IncomingComment, now: d
     score = Score(revision_id=revision.id, model_version=scorer.version, toxic=scores["toxic"], off_topic=scores["off_topic"],
                   labels=verdict.labels, explanation=result["explanation"], decision=verdict.decision, created_at=now)
     session.add(score)
-    session.add(Decision(comment_id=comment.id, revision=number, status=comment.status, decided_by=BY_MODEL,
-                         reason=verdict.reason, created_at=now))
+    decision = Decision(comment_id=comment.id, revision=number, status=comment.status, decided_by=BY_MODEL,
+                        reason=verdict.reason, created_at=now)
+    session.add(decision)
+    if verdict.decision != REVIEW:
+        webhooks.enqueue(session, comment, decision, now)
     _note_model_version(session, scorer)
     return Received(comment, score, outcome)
 
@@ -280,6 +283,8 @@ def decide(session: Session, comment_id: int, moderator: User, status: str, reas
         decision = Decision(comment_id=comment_id, revision=comment.revision, status=status, decided_by=BY_MODERATOR,
                             moderator_id=moderator.id, reason=reason, verdict=verdict, created_at=now)
         session.add(decision)
+        session.refresh(comment)
+        webhooks.enqueue(session, comment, decision, now)
         session.commit()
     except BaseException:
         session.rollback()

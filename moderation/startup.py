@@ -2,7 +2,7 @@
 
 Migrates the database, trains and activates the default model if none is active, loads the
 demo into an empty database, creates a first admin with a generated password when there is
-no active admin, and serves
+no active admin, and serves, delivering webhooks from a background thread
 with waitress (the README says how to serve in production).
 """
 
@@ -10,9 +10,11 @@ import logging
 import os
 import secrets
 import sys
+import threading
 
 from sqlalchemy import func, select
 
+from . import webhooks
 from .auth.models import ADMIN, User
 from .build import DEFAULT_CHECKS, Progress, build
 from .comments.models import Comment
@@ -62,7 +64,10 @@ def run(app) -> None:
     if password:
         print(f"\nFirst admin: user '{FIRST_ADMIN}', password {password} (shown once; change it in Admin > Users)", flush=True)
     print(f"\nPalabre is running at http://{server.effective_host}:{server.effective_port}/", flush=True)
+    stop = threading.Event()
+    threading.Thread(target=webhooks.run, args=(app.extensions["palabre.database"], stop), name="webhooks", daemon=True).start()
     try:
         server.run()
     except KeyboardInterrupt:
+        stop.set()
         sys.exit(0)

@@ -40,7 +40,8 @@ def create_client(session: Session, name: str, webhook_url: str | None = None) -
     if session.scalar(select(ApiClient).where(ApiClient.name == name)) is not None:
         raise InputError(f"a client named {name!r} exists already", "name")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    client = ApiClient(name=name, key_prefix=key[:12], key_hash=key_hash(key), webhook_url=webhook_url)
+    client = ApiClient(name=name, key_prefix=key[:12], key_hash=key_hash(key), webhook_url=webhook_url,
+                       webhook_secret="whsec_" + secrets.token_urlsafe(24))
     session.add(client)
     session.commit()
     return client, key
