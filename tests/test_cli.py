@@ -231,3 +231,28 @@ def test_demo_loads_the_projects_comments_once_however_often_it_runs(tmp_path, m
     database.engine.dispose()
     assert statuses == {"published", "pending", "rejected"}
     assert dict(moderators)["confirm"] > dict(moderators).get("override", 0) > 0
+
+
+def test_create_client_prints_its_key_once_alone_on_the_last_line(tmp_path):
+    url = f"sqlite:///{tmp_path / 'clients.sqlite3'}"
+    result = database_cli("create-client", "site", "--webhook-url", "https://site.example/hooks", database_url=url)
+    lines = result.stdout.decode().splitlines()
+    assert result.returncode == 0 and lines[-1].startswith("pal_") and " " not in lines[-1]
+    from moderation.api.clients import authenticate
+    from moderation.database import Database
+
+    database = Database(url)
+    with database.session() as session:
+        client = authenticate(session, lines[-1])
+        assert (client.name, client.webhook_url) == ("site", "https://site.example/hooks")
+        assert any(client.webhook_secret in line for line in lines)
+    database.engine.dispose()
+    again = database_cli("create-client", "site", database_url=url)
+    assert again.returncode == 1 and "exists already" in again.stderr.decode()
+    bad = database_cli("create-client", "autre", "--webhook-url", "ftp://x", database_url=url)
+    assert bad.returncode == 1 and "https://" in bad.stderr.decode()
+
+
+def test_deliver_once_reports_what_it_sent(tmp_path):
+    result = database_cli("deliver", "--once", database_url=f"sqlite:///{tmp_path / 'deliver.sqlite3'}")
+    assert result.returncode == 0 and result.stdout.decode().strip() == "delivered 0 webhook events"

@@ -59,13 +59,14 @@ def post(client, path, data=None, token_from="/queue", **kwargs):
 
 
 PAGES = ["/", "/queue", "/articles", "/articles/{article}", "/comments/{insult}", "/history"]
-ADMIN_PAGES = ["/admin/", "/admin/dashboard", "/admin/users", "/admin/thresholds", "/admin/premoderation"]
+ADMIN_PAGES = ["/admin/", "/admin/dashboard", "/admin/clients", "/admin/users", "/admin/thresholds", "/admin/premoderation"]
 FORMS = [("/queue/bulk", {"action": "approve", "comment": "{spam}:1"}),
          ("/comments/{insult}/decision", {"action": "reject", "reason": "toxic"}),
          ("/articles/{article}/premoderation", {"premoderated": "on"})]
 ADMIN_FORMS = [("/admin/users", {"username": "nouveau", "role": "moderator"}),
                ("/admin/users/1", {"action": "unlock"}),
                ("/admin/thresholds", {"qa_share": "2"}),
+               ("/admin/clients", {"name": "site", "webhook_url": "https://site.example/hooks"}),
                ("/admin/premoderation", {"article": "politique-test", "premoderated": "on"})]
 
 
@@ -324,3 +325,19 @@ def test_an_article_url_that_is_not_http_is_shown_but_not_linked(client, app, sc
         article_id = session.get(Comment, comment).article_id
     page = client.get(f"/articles/{article_id}").get_data(as_text=True)
     assert "javascript:alert(1)" in page and 'href="javascript:' not in page
+
+
+def test_an_admin_creates_an_api_client_sees_its_key_once_and_revokes_it(client, app):
+    login(client, "ada")
+    page = text_of(client.get(post(client, "/admin/clients", {"name": "site", "webhook_url": "https://site.example/h"}).location))
+    key = re.search(r"(pal_[A-Za-z0-9_-]{43})", page).group(1)
+    listing = text_of(client.get("/admin/clients"))
+    assert key not in listing and key[:12] in listing
+    from moderation.api.clients import authenticate
+
+    with app.extensions["palabre.database"].session() as session:
+        found = authenticate(session, key)
+        secret, client_id = found.webhook_secret, found.id
+    assert secret in text_of(client.get(f"/admin/clients/{client_id}"))
+    post(client, f"/admin/clients/{client_id}", {"action": "revoke"}, token_from=f"/admin/clients/{client_id}")
+    assert "révoqué" in text_of(client.get("/admin/clients"))

@@ -5,20 +5,25 @@ import secrets
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from .. import settings
+from ..api.clients import create_client, revoke_client
 from ..auth.models import ADMIN, LANGUAGES, ROLES, User, username_problem
 from ..comments.models import Article
 from ..database import utcnow
 from ..policy import LabelThresholds
 from ..registry import NoModelError
 from ..service import set_premoderation
+from ..validation import InputError
 from ..web import admin_required, db, label_name, scorer
 from .dashboard import dashboard as figures
+from .models import ApiClient, Delivery, DeliveryAttempt
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates")
+
+CLIENT_DELIVERIES = 100
 
 
 @blueprint.route("/")
@@ -159,3 +164,50 @@ def premoderation():
 def _roles():
     """Templates show admin links by role."""
     return {"ADMIN": ADMIN}
+
+
+@blueprint.route("/clients", methods=["GET", "POST"])
+@admin_required
+def clients():
+    """API clients: create one (its key is shown once), see each one's webhook secret and delivery health."""
+    if request.method == "POST":
+        webhook_url = request.form.get("webhook_url", "").strip() or None
+        try:
+            client, key = create_client(db(), request.form.get("name", ""), webhook_url)
+            flash(_("Client %(name)s created. Its API key, shown only now: %(key)s", name=client.name, key=key), "secret")
+        except InputError as error:
+            flash(str(error), "error")
+        return redirect(url_for("admin.clients"))
+    rows = db().execute(
+        select(ApiClient, func.count(Delivery.id).filter(Delivery.delivered_at.is_(None), Delivery.given_up_at.is_(None)),
+               func.count(Delivery.id).filter(Delivery.given_up_at.is_not(None)))
+        .outerjoin(Delivery, Delivery.client_id == ApiClient.id).group_by(ApiClient.id).order_by(ApiClient.name)
+    ).all()
+    return render_template("admin/clients.html", rows=rows)
+
+
+@blueprint.route("/clients/<int(max=2147483647):client_id>", methods=["GET", "POST"])
+@admin_required
+def client(client_id):
+    """One client: revoke its key, change its webhook URL, and read every delivery with its attempts."""
+    found = db().get(ApiClient, client_id) or abort(404)
+    if request.method == "POST":
+        if request.form.get("action") == "revoke":
+            revoke_client(db(), found)
+            flash(_("The key of %(name)s is revoked: its requests are refused from now on.", name=found.name), "info")
+        else:
+            url = request.form.get("webhook_url", "").strip() or None
+            if url is not None and not url.startswith(("https://", "http://")):
+                flash(_("A webhook URL starts with https:// or http://."), "error")
+            else:
+                found.webhook_url = url
+                db().commit()
+                flash(_("Saved."), "info")
+        return redirect(url_for("admin.client", client_id=found.id))
+    deliveries = list(db().scalars(select(Delivery).where(Delivery.client_id == found.id).order_by(Delivery.id.desc())
+                                   .limit(CLIENT_DELIVERIES)))
+    attempts = {}
+    for attempt in db().scalars(select(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_([d.id for d in deliveries]))
+                                .order_by(DeliveryAttempt.id)):
+        attempts.setdefault(attempt.delivery_id, []).append(attempt)
+    return render_template("admin/client.html", client=found, deliveries=deliveries, attempts=attempts)
