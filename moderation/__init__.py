@@ -36,6 +36,8 @@ def create_app(test_config=None):
         WTF_CSRF_TIME_LIMIT=None,
         BABEL_DEFAULT_LOCALE="fr",
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+        API_RATE_PER_SECOND=float(os.environ.get("MODERATION_API_RATE", "300")),
+        API_RATE_BURST=float(os.environ.get("MODERATION_API_BURST", "600")),
     )
     if test_config:
         app.config.update(test_config)

@@ -13,6 +13,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy.orm import Session
 
 from .api.errors import error_response, http_error_response
+from .api.limits import RateLimiter
 from .auth.models import LANGUAGES, User
 from .database import MAX_ID, Database, utcnow
 from .registry import ActiveScorer, Registry
@@ -57,6 +58,7 @@ def init_app(app) -> None:
     """Wire the database, the scorer, login, CSRF and translations into the app."""
     app.extensions["palabre.database"] = Database(app.config["DATABASE_URL"])
     app.extensions["palabre.scorer"] = ActiveScorer(Registry(app.config["MODELS_DIR"]), app.config["MODEL_CHECK_SECONDS"])
+    app.extensions["palabre.rate_limiter"] = RateLimiter(app.config["API_RATE_PER_SECOND"], app.config["API_RATE_BURST"])
     app.teardown_appcontext(_close_session)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"

@@ -172,3 +172,16 @@ def test_a_batch_answers_each_comment_in_order_and_refuses_only_the_bad_ones(api
     assert [result.get("status") or result["error"]["field"] for result in body["results"]] == ["published", "article", "pending"]
     status, body, _ = api.call("POST", "/api/v1/comments/batch", {"comments": [comment(f"m{n}") for n in range(501)]})
     assert (status, body["error"]["field"]) == (422, "comments")
+
+
+def test_a_key_over_its_rate_is_told_to_wait(models_dir, sqlite_url):
+    database = Database(sqlite_url)
+    with database.session() as session:
+        _, key = create_client(session, "busy")
+    app = create_app({"DATABASE_URL": sqlite_url, "MODELS_DIR": str(models_dir), "API_RATE_PER_SECOND": 0.5, "API_RATE_BURST": 3})
+    client = app.test_client()
+    answers = [client.get("/api/v1/queue", headers={"Authorization": f"Bearer {key}"}) for _ in range(4)]
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
+    assert answers[-1].json["error"]["code"] == "rate_limited" and int(answers[-1].headers["Retry-After"]) >= 1
+    app.extensions["palabre.database"].engine.dispose()
+    database.engine.dispose()

@@ -1,6 +1,6 @@
 """The JSON API under /api/v1 for the site's comment system (SPEC section 8)."""
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from sqlalchemy import func, select
 
 from ..comments.models import PENDING, Article, Comment
@@ -33,6 +33,9 @@ def _authenticate():
     except KeyRefused as refusal:
         raise ApiError(403 if refusal.revoked else 401, "revoked_key" if refusal.revoked else "invalid_key", str(refusal),
                        headers={} if refusal.revoked else {"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+    allowed, wait = current_app.extensions["palabre.rate_limiter"].allow(g.client.id)
+    if not allowed:
+        raise ApiError(429, "rate_limited", f"too many requests for this key; retry in {wait} s", headers={"Retry-After": str(wait)})
 
 
 @blueprint.errorhandler(ApiError)
