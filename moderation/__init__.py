@@ -46,6 +46,7 @@ def create_app(test_config=None):
     web.init_app(app)
     for module in (auth_views, queue_views, comment_views, admin_views, health_views, api_views):
         app.register_blueprint(module.blueprint)
+    app.register_blueprint(api_views.docs)
     for name, command in cli.main.commands.items():
         app.cli.add_command(command, name)
     return app

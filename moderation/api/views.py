@@ -11,13 +11,16 @@ from ..validation import InputError
 from ..web import csrf, db, scorer
 from .clients import KeyRefused, authenticate
 from .errors import ApiError, error_response
+from .openapi import document
 from .payloads import field, identifier, json_body, timestamp
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(blueprint)
+docs = Blueprint("api_docs", __name__)
 
 MAX_BATCH = 500
 MAX_PER_PAGE = 100
+QUERY_PARAMETERS = {"api.queue": {"page", "per_page"}}
 COUNT_CAP = 10_000
 
 
@@ -33,6 +36,10 @@ def _authenticate():
     except KeyRefused as refusal:
         raise ApiError(403 if refusal.revoked else 401, "revoked_key" if refusal.revoked else "invalid_key", str(refusal),
                        headers={} if refusal.revoked else {"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+    unknown = sorted(set(request.args) - QUERY_PARAMETERS.get(request.endpoint, set()))
+    if unknown:
+        raise InputError(f"unknown query parameter {unknown[0][:40]!r}; this address takes "
+                         f"{', '.join(sorted(QUERY_PARAMETERS.get(request.endpoint, ()))) or 'none'}", unknown[0][:40])
     allowed, wait = current_app.extensions["palabre.rate_limiter"].allow(g.client.id)
     if not allowed:
         raise ApiError(429, "rate_limited", f"too many requests for this key; retry in {wait} s", headers={"Retry-After": str(wait)})
@@ -54,6 +61,12 @@ def _input_error(error: InputError):
 def _no_model(error: NoModelError):
     """Without a model nothing can be scored: 503 saying so."""
     return error_response(503, "no_model", str(error))
+
+
+@docs.route("/api/openapi.json")
+def openapi():
+    """The OpenAPI 3 document of this API (no key needed)."""
+    return jsonify(document())
 
 
 @blueprint.route("/comments", methods=["POST"])
@@ -125,7 +138,8 @@ def comment_json(received: Received) -> dict:
 @blueprint.route("/comments/<path:comment_id>", methods=["GET"])
 def get_comment(comment_id):
     """A stored comment exactly as it was received, with its current status and scores."""
-    comment = db().scalar(select(Comment).where(Comment.external_id == comment_id))
+    comment = None if "\x00" in comment_id or len(comment_id) > 255 else \
+        db().scalar(select(Comment).where(Comment.external_id == comment_id))
     if comment is None:
         raise ApiError(404, "not_found", f"there is no comment {comment_id!r}")
     return jsonify(comment_json(Received(comment, latest_score(db(), comment), "unchanged")))
