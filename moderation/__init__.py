@@ -22,6 +22,7 @@ def create_app(test_config=None):
     from .comments import views as comment_views
     from .database import default_url
     from .health import views as health_views
+    from .integrations import coral as coral_integration
     from .queue import views as queue_views
 
     app = Flask(__name__, instance_path=str(PROJECT_ROOT / "instance"))
@@ -44,7 +45,7 @@ def create_app(test_config=None):
     if not app.config.get("DATABASE_URL"):
         app.config["DATABASE_URL"] = default_url()
     web.init_app(app)
-    for module in (auth_views, queue_views, comment_views, admin_views, health_views, api_views):
+    for module in (auth_views, queue_views, comment_views, admin_views, health_views, api_views, coral_integration):
         app.register_blueprint(module.blueprint)
     app.register_blueprint(api_views.docs)
     for name, command in cli.main.commands.items():

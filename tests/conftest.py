@@ -245,3 +245,31 @@ def csrf_token(client, path="/login") -> str:
 def login(client, username, password=PASSWORD):
     """Log in through the form, as a browser would."""
     return client.post("/login", data={"username": username, "password": password, "csrf_token": csrf_token(client)})
+
+
+class LiveServer:
+    """The app served by waitress on a free local port, in a thread, as `python app.py` serves it."""
+
+    def __init__(self, app, threads: int = 4):
+        import threading
+
+        import waitress
+
+        self.server = waitress.create_server(app, host="127.0.0.1", port=0, threads=threads)
+        self.url = f"http://127.0.0.1:{self.server.effective_port}"
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        """Serve until closed; closing from the test's thread can interrupt a poll in progress, which is the end anyway."""
+        try:
+            self.server.run()
+        except (OSError, ValueError):
+            pass
+
+    def close(self):
+        """Close the listening socket and every open connection, finish the worker threads, wait for the server thread."""
+        self.server.task_dispatcher.shutdown()
+        for channel in list(self.server._map.values()):
+            channel.close()
+        self.thread.join(timeout=10)

@@ -1,16 +1,16 @@
 """The JSON API over real HTTP: a waitress server, a real key, real requests."""
 
 import json
-import threading
 import urllib.error
 import urllib.request
 
 import pytest
-import waitress
 
 from moderation import create_app, settings
 from moderation.api.clients import create_client, revoke_client
 from moderation.database import Database
+
+from .conftest import LiveServer
 
 INSULT = "Espèce de crétin, ferme ta sale gueule"
 OPINION = "Le calendrier du référendum est trop court pour que l'opposition fasse campagne sur la Constitution."
@@ -51,12 +51,9 @@ def api(models_dir, sqlite_url):
         session.commit()
         _, key = create_client(session, "site", "https://site.example/hooks")
     app = create_app({"DATABASE_URL": sqlite_url, "MODELS_DIR": str(models_dir)})
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield Api(f"http://127.0.0.1:{server.effective_port}", key, database)
+    server = LiveServer(app)
+    yield Api(server.url, key, database)
     server.close()
-    thread.join(timeout=10)
     app.extensions["palabre.database"].engine.dispose()
     database.engine.dispose()
 
