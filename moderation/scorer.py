@@ -66,8 +66,6 @@ class Scorer:
         check_text(text)
         article_text, thread_text = check_article(article)
         normalised = normalise(text)
-        if not normalised.text:
-            raise InputError("'text' has no visible characters", "text")
         decisions, per_token = [0.0, 0.0], [defaultdict(float), defaultdict(float)]
         extra = [defaultdict(float), defaultdict(float)]
         chunks = self._add_text(decisions, per_token, normalised.text)

@@ -1,5 +1,7 @@
 """What a comment must look like before it is scored or stored, with refusals that name the problem."""
 
+import unicodedata
+
 MAX_TEXT_CHARS = 20_000
 MAX_ARTICLE_CHARS = 200_000
 
@@ -20,6 +22,8 @@ def check_text(text, field: str = "text", max_chars: int = MAX_TEXT_CHARS) -> st
         raise InputError(f"'{field}' must be a string, not {type(text).__name__}", field)
     if not text.strip():
         raise InputError(f"'{field}' is empty", field)
+    if not any(_visible(ch) for ch in text):
+        raise InputError(f"'{field}' has no visible characters", field)
     if len(text) > max_chars:
         raise InputError(f"'{field}' is {len(text):,} characters long; the limit is {max_chars:,}", field)
     position = text.find("\x00")
@@ -31,6 +35,11 @@ def check_text(text, field: str = "text", max_chars: int = MAX_TEXT_CHARS) -> st
         code = ord(text[error.start])
         raise InputError(f"'{field}' contains a lone surrogate (U+{code:04X}) at position {error.start}", field) from None
     return text
+
+
+def _visible(ch: str) -> bool:
+    """A character a reader can see: not a space, a control or an invisible format character."""
+    return not ch.isspace() and unicodedata.category(ch) not in ("Cc", "Cf")
 
 
 def check_optional_text(value, field: str, max_chars: int) -> str | None:
