@@ -16,7 +16,7 @@ from .features import CONTEXT_FEATURES, TOKEN_PATTERN, char_wb_grams, word_ngram
 from .lexicon import ABUSE_MARK, abusive_positions
 from .policy import Policy
 from .text import FUNCTION_WORDS, QUOTED, marked_words, normalise, normalise_text
-from .validation import InputError, check_article, check_text
+from .validation import check_article, check_text
 
 EXPLANATION_TERMS = 5
 EXPLANATION_MIN_WEIGHT = 0.05
