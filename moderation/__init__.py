@@ -23,6 +23,7 @@ def create_app(test_config=None):
     from .database import default_url
     from .health import views as health_views
     from .integrations import coral as coral_integration
+    from .integrations import perspective as perspective_integration
     from .queue import views as queue_views
 
     app = Flask(__name__, instance_path=str(PROJECT_ROOT / "instance"))
@@ -45,7 +46,8 @@ def create_app(test_config=None):
     if not app.config.get("DATABASE_URL"):
         app.config["DATABASE_URL"] = default_url()
     web.init_app(app)
-    for module in (auth_views, queue_views, comment_views, admin_views, health_views, api_views, coral_integration):
+    for module in (auth_views, queue_views, comment_views, admin_views, health_views, api_views, coral_integration,
+                   perspective_integration):
         app.register_blueprint(module.blueprint)
     app.register_blueprint(api_views.docs)
     for name, command in cli.main.commands.items():

@@ -39,7 +39,7 @@ TERM_NAMES = {
 }
 
 MAX_PAGE = 10_000
-API_PREFIXES = ("/api/", "/v1alpha1/", "/integrations/")
+API_PREFIXES = ("/api/", "/v1alpha1/", "/integrations/", "/$discovery/")
 
 login_manager = LoginManager()
 csrf = CSRFProtect()

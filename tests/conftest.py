@@ -257,19 +257,23 @@ class LiveServer:
 
         self.server = waitress.create_server(app, host="127.0.0.1", port=0, threads=threads)
         self.url = f"http://127.0.0.1:{self.server.effective_port}"
+        self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self):
-        """Serve until closed; closing from the test's thread can interrupt a poll in progress, which is the end anyway."""
-        try:
-            self.server.run()
-        except (OSError, ValueError):
-            pass
+        """Waitress's loop in short polls, closing its own sockets when asked to stop.
+
+        Closed from another thread, a socket can vanish under a poll in progress (EBADF).
+        """
+        from waitress import wasyncore
+
+        while not self.stopping.is_set():
+            wasyncore.loop(timeout=0.05, map=self.server._map, count=1)
+        wasyncore.close_all(self.server._map)
 
     def close(self):
-        """Close the listening socket and every open connection, finish the worker threads, wait for the server thread."""
+        """Finish the worker threads, then let the server thread stop and close its sockets."""
         self.server.task_dispatcher.shutdown()
-        for channel in list(self.server._map.values()):
-            channel.close()
+        self.stopping.set()
         self.thread.join(timeout=10)

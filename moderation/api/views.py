@@ -30,12 +30,12 @@ def _authenticate():
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise ApiError(401, "unauthenticated", "send your API key as: Authorization: Bearer <key>",
-                       headers={"WWW-Authenticate": "Bearer"})
+                       headers={"WWW-Authenticate": 'Bearer realm="palabre"'})
     try:
         g.client = authenticate(db(), key.strip())
     except KeyRefused as refusal:
         raise ApiError(403 if refusal.revoked else 401, "revoked_key" if refusal.revoked else "invalid_key", str(refusal),
-                       headers={} if refusal.revoked else {"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+                       headers={} if refusal.revoked else {"WWW-Authenticate": 'Bearer realm="palabre", error="invalid_token"'}) from None
     unknown = sorted(set(request.args) - QUERY_PARAMETERS.get(request.endpoint, set()))
     if unknown:
         raise InputError(f"unknown query parameter {unknown[0][:40]!r}; this address takes "
