@@ -93,7 +93,7 @@ def test_every_route_answers_right_for_visitors_moderators_and_admins(client, si
             assert response.status_code == 403, path
         else:
             assert response.status_code == 302 and "/login" not in response.location, path
-    for path in ("/login", "/healthz", "/readyz"):
+    for path in ("/login", "/healthz", "/readyz", "/metrics"):
         assert client.get(path).status_code in ((302,) if who and path == "/login" else (200,)), path
 
 
@@ -341,3 +341,10 @@ def test_an_admin_creates_an_api_client_sees_its_key_once_and_revokes_it(client,
     assert secret in text_of(client.get(f"/admin/clients/{client_id}"))
     post(client, f"/admin/clients/{client_id}", {"action": "revoke"}, token_from=f"/admin/clients/{client_id}")
     assert "révoqué" in text_of(client.get("/admin/clients"))
+
+
+def test_metrics_count_comments_decisions_and_name_the_model(client, site, scorer):
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'palabre_comments{status="pending"} 2' in text and 'palabre_comments{status="published"} 1' in text
+    assert 'palabre_decisions_total{decided_by="model"} 3' in text
+    assert f'palabre_model_info{{version="{scorer.version}"}} 1' in text
