@@ -60,8 +60,9 @@ READY_SECONDS = 90
 REQUEST_TIMEOUT = 30
 STOP_SECONDS = 15
 LOG_LINES = 30
+IDLE_OR_OTHERS = ("other processes", "idle")
+PROBLEMS = ("Traceback", "ERROR", "CRITICAL", "WORKER TIMEOUT", "Error")
 APPLICATION_NAMES = {"gunicorn": "palabre-load-gunicorn", "deliver": "palabre-load-deliver"}  # PGAPPNAME, to tell their backends apart
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -171,7 +172,7 @@ def coral_requests(rows: list, pages: dict, count: int, prefix: str, secret: str
 # --- the open-loop client ------------------------------------------------------------------------------------------
 
 def drive(port: int, path: str, requests: list[tuple], rate: float, connections: int) -> tuple[list[Outcome], float]:
-    """Send request i at start + i/rate from a pool of kept-alive connections; the outcomes and the seconds it took."""
+    """Send request i at start + i/rate from a pool of reused connections; the outcomes and the seconds it took."""
     outcomes: list[Outcome | None] = [None] * len(requests)
     claim = threading.Lock()
     upcoming = iter(range(len(requests)))
@@ -314,6 +315,12 @@ def tail(log: Path) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-LOG_LINES:])
 
 
+def log_problems(name: str, log: Path) -> str:
+    """How many lines of a server log tell of a problem, with the first of them."""
+    problems = [line for line in log.read_text(errors="replace").splitlines() if any(word in line for word in PROBLEMS)]
+    return f"{name} log: {len(problems)} problem lines" + (f", first: {problems[0][:200]}" if problems else "")
+
+
 def wait_ready(port: int, server: subprocess.Popen, log: Path) -> dict:
     """Poll /readyz until it answers 200; exit with the server's output if it dies or never gets ready."""
     deadline, answer = time.monotonic() + READY_SECONDS, "no answer"
@@ -357,7 +364,7 @@ def serve_webhooks(port: int, received) -> None:
 
 @contextmanager
 def webhook_receiver(port: int):
-    """The receiver in its own process, so that it takes no CPU time from the load client's threads; yields its count."""
+    """The receiver in its own process, so that its threads never hold up the load client's; yields its count and pid."""
     received = multiprocessing.Value("i", 0)
     receiver = multiprocessing.Process(target=serve_webhooks, args=(port, received), daemon=True)
     receiver.start()
@@ -429,12 +436,12 @@ def run_phase(name: str, port: int, path: str, requests: list[tuple], rate: floa
     return Phase(name, rate, len(requests) / rate, outcomes, elapsed, cpu)
 
 
-def phase_lines(phase: Phase, target_ms: float, target_text: str) -> list[str]:
+def phase_lines(phase: Phase, target_ms: float | None, target_text: str) -> list[str]:
     """Rate, latency percentiles, answers by status, client lateness and CPU use of one phase, with its target."""
     latencies, statuses = phase.latencies(), phase.statuses()
     failures = {status: count for status, count in statuses.items() if not ok(status)}
     p99 = percentile(latencies, 0.99)
-    verdict = "OK" if p99 < target_ms and not failures else "MISSED"
+    verdict = "not judged" if target_ms is None else "OK" if p99 < target_ms and not failures else "MISSED"
     lags = [outcome.send_lag_ms for outcome in phase.outcomes]
     answered = sum(isinstance(status, int) for status in statuses.elements())
     return [
@@ -447,8 +454,10 @@ def phase_lines(phase: Phase, target_ms: float, target_text: str) -> list[str]:
         f"  target: {target_text} -> {verdict}",
         f"  client lateness (send time after schedule): p50 {percentile(lags, 0.5):.1f} ms, p99 {percentile(lags, 0.99):.1f} ms "
         "(large values mean every connection was busy waiting on the server)",
-        "  CPU, % of one core (machine has " + f"{os.cpu_count()}): " +
-        ", ".join(f"{name} {share:.0f}%" for name, share in phase.cpu.items()),
+        f"  CPU, % of one core (the machine has {os.cpu_count()}): "
+        + ", ".join(f"{name} {share:.0f}%" for name, share in phase.cpu.items()),
+        "  CPU per answer, ms: " + ", ".join(f"{name} {share / 100 * phase.elapsed / max(answered, 1) * 1000:.1f}"
+                                             for name, share in phase.cpu.items() if name not in IDLE_OR_OTHERS),
     ]
 
 
@@ -514,7 +523,7 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=48, help="client connections sending in parallel")
     parser.add_argument("--database-url", default=DEFAULT_SERVER, help="PostgreSQL server on which a scratch database is made")
     parser.add_argument("--sqlite", action="store_true", help="a temporary SQLite file instead of PostgreSQL, for comparison")
-    parser.add_argument("--models-dir", type=Path, default=None)
+    parser.add_argument("--models-dir", type=Path, default=None, help="default: MODERATION_MODELS_DIR, else models/")
     parser.add_argument("--plot", type=Path, default=None, help="PNG of p50/p99 latency per second of the comment phase")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 50 requests/s for 10 s")
     parser.add_argument("--seed", type=int, default=7, help="random seed for the comments sent")
@@ -540,67 +549,10 @@ def active_model(models_dir: Path) -> str:
         raise SystemExit(f"{error} (is MODERATION_SECRET_KEY the key the model was signed with?)") from None
 
 
-def main() -> None:
-    """Set up the server as in production, run both phases, then check the database and print everything."""
-    args = parse_arguments()
-    models_dir = args.models_dir or default_models_dir()
-    version = active_model(models_dir)
-    rng = random.Random(args.seed)
-    rows, pages = corpus(rng)
-    print(f"load average at start: {load_average()}")
-    run_id = secrets.token_hex(3)
-    prefixes = {"warm-up": f"load-{run_id}-w", "comments": f"load-{run_id}-c", "coral": f"coral-{run_id}"}
-    with ExitStack() as stack:
-        url, name = stack.enter_context(scratch_database(None if args.sqlite else args.database_url))
-        logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="palabre-load-logs-")))
-        hook_port, port = free_port(), free_port()
-        received, receiver_pid = stack.enter_context(webhook_receiver(hook_port))
-        env = server_environment(url, models_dir, secrets.token_urlsafe(24))
-        moderation_command(env, "init-db")
-        key = moderation_command(env, "create-client", CLIENT_NAME, "--webhook-url",
-                                 f"http://127.0.0.1:{hook_port}/hooks").strip().splitlines()[-1]
-        server = stack.enter_context(process(gunicorn_command(port, args.workers, args.threads),
-                                             dict(env, PGAPPNAME=APPLICATION_NAMES["gunicorn"]), logs / "gunicorn.log"))
-        deliverer = stack.enter_context(process([sys.executable, "-m", "moderation", "deliver"],
-                                                dict(env, PGAPPNAME=APPLICATION_NAMES["deliver"]), logs / "deliver.log"))
-        ready = wait_ready(port, server, logs / "gunicorn.log")
-        backend = "sqlite" if args.sqlite else "postgresql"
-        print(f"model {version} (ready: {ready['model_version']}); {backend}; gunicorn --workers {args.workers}"
-              f"{f' --threads {args.threads}' if args.threads else ''}; python -m moderation deliver; "
-              f"{args.connections} client connections; {len(pages)} articles, {len(rows)} distinct comment texts")
-        groups = {"gunicorn": lambda table: family(table, server.pid), "deliver": lambda table: {deliverer.pid},
-                  "load client": lambda table: {os.getpid()}, "webhook receiver": lambda table: {receiver_pid}}
-        if not args.sqlite:
-            backends = stack.enter_context(backend_pids(args.database_url, name))
-            groups["postgres for gunicorn"] = lambda table: backends("gunicorn")
-            groups["postgres for deliver"] = lambda table: backends("deliver")
-        meter = CpuMeter(groups)
-        plan = [("warm-up", COMMENTS_PATH, api_requests(rows, pages, int(args.rate * args.warmup), prefixes["warm-up"], key, rng),
-                 args.rate),
-                ("comments", COMMENTS_PATH, api_requests(rows, pages, int(args.rate * args.seconds), prefixes["comments"], key, rng),
-                 args.rate),
-                ("coral", CORAL_PATH, coral_requests(rows, pages, int(args.coral_rate * args.coral_seconds), prefixes["coral"],
-                                                     env["MODERATION_CORAL_SECRET"], rng), args.coral_rate)]
-        phases, snapshots = [], []
-        for phase_name, path, requests, rate in plan:
-            phases.append(run_phase(phase_name, port, path, requests, rate, args.connections, meter))
-            snapshots.append((phase_name, stored(url), received.value))
-        client_cpu = resource.getrusage(resource.RUSAGE_SELF)
-        report(args, phases, snapshots, prefixes)
-        print(f"load client: {client_cpu.ru_utime + client_cpu.ru_stime:.1f} s of CPU in all (it shares the 2 cores with the server)")
-        lost = any(phase.acknowledged() - snapshots[-1][1]["ids"] for phase in phases)
-    print(f"\nload average at the end: {load_average()}")
-    if args.plot:
-        write_png(args.plot, phases[1])
-        print(f"wrote {args.plot}")
-    if lost:
-        raise SystemExit(1)
-
-
 def report(args: argparse.Namespace, phases: list[Phase], snapshots: list[tuple], prefixes: dict[str, str]) -> None:
     """Every phase's figures and target, webhooks after each, then the stored-comment check."""
     targets = {
-        "warm-up": (float("inf"), "none (not counted: workers load the model on their first requests)"),
+        "warm-up": (None, "none: the workers load the model on their first requests"),
         "comments": (TARGET_P99_MS, f"p99 under {TARGET_P99_MS:.0f} ms at 200 req/s with no errors "
                                     f"(this run: {args.rate:g} req/s)"),
         "coral": (CORAL_TIMEOUT_MS / 4, f"p99 far inside Coral's {CORAL_TIMEOUT_MS:.0f} ms timeout "
@@ -612,6 +564,87 @@ def report(args: argparse.Namespace, phases: list[Phase], snapshots: list[tuple]
         print(f"  {webhook_line(f'after the {label} phase', database, received)}")
     print()
     print("\n".join(loss_lines(phases, snapshots[-1][1], prefixes)))
+
+
+@dataclass
+class Rig:
+    """The running server side: where to send, with which key and Coral secret, and what to read afterwards."""
+
+    url: str
+    port: int
+    key: str
+    coral_secret: str
+    received: object
+    meter: CpuMeter
+    logs: Path
+
+
+def set_up(stack: ExitStack, args: argparse.Namespace, models_dir: Path, version: str, articles: int) -> Rig:
+    """Scratch database, webhook receiver, migrations, API client, gunicorn and the webhook worker, ready to serve."""
+    url, name = stack.enter_context(scratch_database(None if args.sqlite else args.database_url))
+    logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="palabre-load-logs-")))
+    hook_port, port = free_port(), free_port()
+    received, receiver_pid = stack.enter_context(webhook_receiver(hook_port))
+    env = server_environment(url, models_dir, secrets.token_urlsafe(24))
+    moderation_command(env, "init-db")
+    key = moderation_command(env, "create-client", CLIENT_NAME, "--webhook-url",
+                             f"http://127.0.0.1:{hook_port}/hooks").strip().splitlines()[-1]
+    server = stack.enter_context(process(gunicorn_command(port, args.workers, args.threads),
+                                         dict(env, PGAPPNAME=APPLICATION_NAMES["gunicorn"]), logs / "gunicorn.log"))
+    deliverer = stack.enter_context(process([sys.executable, "-m", "moderation", "deliver"],
+                                            dict(env, PGAPPNAME=APPLICATION_NAMES["deliver"]), logs / "deliver.log"))
+    ready = wait_ready(port, server, logs / "gunicorn.log")
+    print(f"model {version} (ready: {ready['model_version']}); {'sqlite' if args.sqlite else 'postgresql'}; "
+          f"gunicorn --workers {args.workers}{f' --threads {args.threads}' if args.threads else ''}; "
+          f"python -m moderation deliver; {args.connections} client connections; {articles} articles")
+    groups = {"gunicorn": lambda table: family(table, server.pid), "deliver": lambda table: {deliverer.pid},
+              "load client": lambda table: {os.getpid()}, "webhook receiver": lambda table: {receiver_pid}}
+    if not args.sqlite:
+        backends = stack.enter_context(backend_pids(args.database_url, name))
+        groups["postgres for gunicorn"] = lambda table: backends("gunicorn")
+        groups["postgres for deliver"] = lambda table: backends("deliver")
+    return Rig(url, port, key, env["MODERATION_CORAL_SECRET"], received, CpuMeter(groups), logs)
+
+
+def planned_phases(args: argparse.Namespace, rig: Rig, rows: list, pages: dict, prefixes: dict[str, str]) -> list[tuple]:
+    """(name, path, requests, rate) of the warm-up, the comment phase and the Coral phase, bodies built beforehand."""
+    rng = random.Random(args.seed)
+    return [
+        ("warm-up", COMMENTS_PATH, api_requests(rows, pages, int(args.rate * args.warmup), prefixes["warm-up"], rig.key, rng),
+         args.rate),
+        ("comments", COMMENTS_PATH, api_requests(rows, pages, int(args.rate * args.seconds), prefixes["comments"], rig.key, rng),
+         args.rate),
+        ("coral", CORAL_PATH, coral_requests(rows, pages, int(args.coral_rate * args.coral_seconds), prefixes["coral"],
+                                             rig.coral_secret, rng), args.coral_rate),
+    ]
+
+
+def main() -> None:
+    """Set up the server as in production, run the phases, then check the database and print everything."""
+    args = parse_arguments()
+    models_dir = args.models_dir or default_models_dir()
+    version = active_model(models_dir)
+    rows, pages = corpus(random.Random(args.seed))
+    print(f"load average at start: {load_average()}")
+    run_id = secrets.token_hex(3)
+    prefixes = {"warm-up": f"load-{run_id}-w", "comments": f"load-{run_id}-c", "coral": f"coral-{run_id}"}
+    with ExitStack() as stack:
+        rig = set_up(stack, args, models_dir, version, len(pages))
+        phases, snapshots = [], []
+        for name, path, requests, rate in planned_phases(args, rig, rows, pages, prefixes):
+            phases.append(run_phase(name, rig.port, path, requests, rate, args.connections, rig.meter))
+            snapshots.append((name, stored(rig.url), rig.received.value))
+        report(args, phases, snapshots, prefixes)
+        client_cpu = resource.getrusage(resource.RUSAGE_SELF)
+        print(f"load client: {client_cpu.ru_utime + client_cpu.ru_stime:.1f} s of CPU in all "
+              f"(it shares the {os.cpu_count()} CPUs with the server)")
+        print(f"{log_problems('gunicorn', rig.logs / 'gunicorn.log')}; {log_problems('deliver', rig.logs / 'deliver.log')}")
+    print(f"\nload average at the end: {load_average()}")
+    if args.plot:
+        write_png(args.plot, phases[1])
+        print(f"wrote {args.plot}")
+    if any(phase.acknowledged() - snapshots[-1][1]["ids"] for phase in phases):
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
