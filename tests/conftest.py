@@ -277,3 +277,24 @@ class LiveServer:
         self.server.task_dispatcher.shutdown()
         self.stopping.set()
         self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def keyed_app(models_dir, sqlite_template, tmp_path_factory):
+    """An app on its own database with one API key and no rate limit in the way, for a whole module: (app, key)."""
+    import shutil
+
+    from moderation import create_app
+    from moderation.api.clients import create_client
+    from moderation.database import Database
+
+    path = tmp_path_factory.mktemp("keyed") / "palabre.sqlite3"
+    shutil.copy(sqlite_template, path)
+    database = Database(f"sqlite:///{path}")
+    with database.session() as session:
+        _, key = create_client(session, "tests")
+    database.engine.dispose()
+    app = create_app({"DATABASE_URL": f"sqlite:///{path}", "MODELS_DIR": str(models_dir),
+                      "API_RATE_PER_SECOND": 10_000.0, "API_RATE_BURST": 10_000.0})
+    yield app, key
+    app.extensions["palabre.database"].engine.dispose()

@@ -8,10 +8,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from moderation import create_app
-from moderation.api.clients import create_client
-from moderation.database import Database
-
 from .conftest import LiveServer
 
 HOSTILE = [
@@ -27,23 +23,12 @@ REFUSED = ["", "   ", "\u200b\u200b", "a\x00b", "x" * 20_001, "🙂" * 20_001]
 
 
 @pytest.fixture(scope="module")
-def server(models_dir, sqlite_template, tmp_path_factory):
+def server(keyed_app):
     """One server and key for the module, on its own database."""
-    import shutil
-
-    path = tmp_path_factory.mktemp("hostile") / "palabre.sqlite3"
-    shutil.copy(sqlite_template, path)
-    database = Database(f"sqlite:///{path}")
-    with database.session() as session:
-        _, key = create_client(session, "hostile")
-    database.engine.dispose()
-    app = create_app({"DATABASE_URL": f"sqlite:///{path}", "MODELS_DIR": str(models_dir),
-                      "API_RATE_PER_SECOND": 10_000.0, "API_RATE_BURST": 10_000.0})
+    app, key = keyed_app
     live = LiveServer(app)
     yield live.url, key
     live.close()
-    app.extensions["palabre.database"].engine.dispose()
-
 
 def send(server, method: str, path: str, raw: bytes | None = None):
     """One request; (status, parsed JSON)."""

@@ -11,30 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import positive_data_acceptance
 from schemathesis.generation import GenerationMode
 
-from moderation import create_app
-from moderation.api.clients import create_client
-from moderation.database import Database
-
-APP = {}
-
 
 @pytest.fixture(scope="module")
-def api_app(models_dir, sqlite_template, tmp_path_factory):
+def api_app(keyed_app):
     """The app on its own database, with one key, for the whole module."""
-    import shutil
-
-    path = tmp_path_factory.mktemp("openapi") / "palabre.sqlite3"
-    shutil.copy(sqlite_template, path)
-    database = Database(f"sqlite:///{path}")
-    with database.session() as session:
-        _, key = create_client(session, "schemathesis")
-    database.engine.dispose()
-    app = create_app({"DATABASE_URL": f"sqlite:///{path}", "MODELS_DIR": str(models_dir), "API_RATE_PER_SECOND": 10_000.0,
-                      "API_RATE_BURST": 10_000.0})
-    APP.update(app=app, key=key)
-    yield app
-    app.extensions["palabre.database"].engine.dispose()
-
+    return keyed_app[0]
 
 def test_the_document_is_served_without_a_key_and_names_every_route(api_app):
     document = api_app.test_client().get("/api/openapi.json").json
@@ -44,9 +25,10 @@ def test_the_document_is_served_without_a_key_and_names_every_route(api_app):
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
-def test_every_answer_matches_the_document_and_none_is_a_server_error(api_app, mode):
+def test_every_answer_matches_the_document_and_none_is_a_server_error(keyed_app, mode):
+    api_app, key = keyed_app
     schema = schemathesis.openapi.from_wsgi("/api/openapi.json", api_app)
-    headers = {"Authorization": f"Bearer {APP['key']}"}
+    headers = {"Authorization": f"Bearer {key}"}
 
     @given(case=schema.as_strategy(mode))
     @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True)

@@ -1,17 +1,14 @@
 """Perspective compatibility over real HTTP: the requests Google's Python client and Coral send, and every refusal."""
 
 import json
-import threading
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
 
 import pytest
-import waitress
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
-from waitress import wasyncore
 
 from moderation import create_app
 from moderation.admin.models import ApiClient
@@ -19,6 +16,8 @@ from moderation.api.clients import create_client, revoke_client
 from moderation.comments.models import Comment
 from moderation.database import Database
 from moderation.integrations import perspective
+
+from .conftest import LiveServer
 
 INSULT = "Espèce de crétin, ferme ta sale gueule"
 OPINION = "Le calendrier du référendum est trop court pour que l'opposition fasse campagne sur la Constitution."
@@ -84,29 +83,15 @@ def build_app(sqlite_url: str, models_dir):
     return app
 
 
-def serve_until(server, stopping: threading.Event) -> None:
-    """Waitress's loop, stopping when asked and closing its sockets itself: closed from another thread, a socket
-    can vanish under a poll in progress (EBADF), or its number be reused by the next test's server."""
-    while not stopping.is_set():
-        wasyncore.loop(timeout=0.05, map=server._map, count=1)
-    wasyncore.close_all(server._map)
-
-
 @contextmanager
 def serving(app, key: str, database: Database):
     """A real waitress server for the app, stopped afterwards."""
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
-    stopping = threading.Event()
-    thread = threading.Thread(target=serve_until, args=(server, stopping), daemon=True)
-    thread.start()
+    server = LiveServer(app)
     try:
-        yield Perspective(f"http://127.0.0.1:{server.effective_port}", key, database)
+        yield Perspective(server.url, key, database)
     finally:
-        server.task_dispatcher.shutdown()
-        stopping.set()
-        thread.join(timeout=10)
+        server.close()
         app.extensions["palabre.database"].engine.dispose()
-
 
 def new_key(sqlite_url: str) -> tuple[Database, str]:
     """The test database and one site's API key."""
