@@ -1,8 +1,11 @@
 """Scoring speed: the project's scorer against plain Pipeline.predict_proba, same model, same comments.
 
-Usage: python benchmarks/bench_scoring.py [--model VERSION] [--comments 5000] [--png latency.png]
+Usage: python benchmarks/bench_scoring.py [--model VERSION] [--comments 5000] [--threads 1000] [--png latency.png]
 Trains nothing: it loads a model from MODERATION_MODELS_DIR (default models/); train one first
 with `python -m moderation train --data data --activate`.
+
+Then the cost of a live thread: each comment is scored against the latest 20 comments, one of
+them new each time, with the scorer's thread caches as they are and with them emptied first.
 """
 
 import argparse
@@ -17,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 from moderation import corpora, load_scorer  # noqa: E402
 from moderation.corpora import LABELS  # noqa: E402
 from moderation.registry import RegistryError  # noqa: E402
+from moderation.training import THREAD_SIZE  # noqa: E402
 
 PUBLIC = ROOT.parent / "shared" / "datasets"
 
@@ -33,6 +37,31 @@ def comments(count: int) -> list[dict]:
         items += [{"text": text, "article": None} for text in corpora.load(public).frame["text"]]
     step = max(1, len(items) // count)
     return (items[::step] * (count // len(items[::step]) + 1))[:count]
+
+
+def thread_steps(count: int) -> list[tuple[str, dict]]:
+    """(comment, article) pairs whose thread is the previous 20 comments: one new comment at each step."""
+    frame = corpora.load([ROOT / "data"]).frame.sort_values("article_id", kind="stable")
+    rows = list(frame.itertuples())
+    steps = []
+    for index in range(count):
+        row = rows[(index + THREAD_SIZE) % len(rows)]
+        thread = [rows[(index + k) % len(rows)].text for k in range(THREAD_SIZE)]
+        steps.append((row.text, {"title": row.article_title, "body": row.article_body, "comments": thread}))
+    return steps
+
+
+def thread_latencies(scorer, steps, cold: bool) -> tuple[list[float], list[dict]]:
+    """Per-comment latency against a changing thread; cold empties the thread caches before each comment."""
+    latencies, results = [], []
+    for text, article in steps:
+        if cold:
+            scorer._thread_vector.cache_clear()
+            scorer._line_words.cache_clear()
+        started = time.perf_counter()
+        results.append(scorer.score(text, article))
+        latencies.append((time.perf_counter() - started) * 1000)
+    return latencies, results
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -63,6 +92,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None)
     parser.add_argument("--comments", type=int, default=5000)
+    parser.add_argument("--threads", type=int, default=1000, help="comments scored against a changing thread")
     parser.add_argument("--png", type=Path, default=None)
     args = parser.parse_args()
     try:
@@ -90,9 +120,24 @@ def main() -> None:
           f"p99: {percentile(slow_ms, 0.99) / percentile(fast_ms, 0.99):.1f}x, mean: {statistics.fmean(slow_ms) / statistics.fmean(fast_ms):.1f}x")
     print(f"batch: score_many {len(items) / batch_seconds:,.0f} comments/s")
     print(f"largest score difference between the paths: {difference:.2e} ({'OK' if difference < 1e-6 else 'TOO LARGE'} against 1e-6)")
+    report_threads(scorer, thread_steps(args.threads))
     if args.png:
         write_png(args.png, slow_ms, fast_ms)
         print(f"wrote {args.png}")
+
+
+def report_threads(scorer, steps) -> None:
+    """Latency against a thread that gains one comment each time, with and without the thread caches."""
+    cold_ms, cold = thread_latencies(scorer, steps, cold=True)
+    warm_ms, warm = thread_latencies(scorer, steps, cold=False)
+    print(f"\n{len(steps)} comments, each against a {THREAD_SIZE}-comment thread with one new comment")
+    print(f"{'thread caches':<34} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
+    for name, values in (("emptied (all comments normalised)", cold_ms), ("kept (the new comment normalised)", warm_ms)):
+        print(f"{name:<34} {percentile(values, 0.5):8.3f} {percentile(values, 0.99):8.3f} {statistics.fmean(values):8.3f}")
+    print(f"speed-up p50: {percentile(cold_ms, 0.5) / percentile(warm_ms, 0.5):.2f}x, "
+          f"mean: {statistics.fmean(cold_ms) / statistics.fmean(warm_ms):.2f}x; "
+          f"saved per comment (mean): {statistics.fmean(cold_ms) - statistics.fmean(warm_ms):.3f} ms; "
+          f"same scores: {'yes' if cold == warm else 'NO'}")
 
 
 def write_png(path: Path, slow_ms: list[float], fast_ms: list[float]) -> None:

@@ -2,6 +2,7 @@
 
 import functools
 import json
+import os
 import sys
 import threading
 from pathlib import Path
@@ -273,9 +274,14 @@ def create_client_command(name, webhook_url):
 
 @main.command("deliver")
 @click.option("--once", is_flag=True, help="Try every due webhook once and exit (default: keep delivering).")
+@click.option("--nice", "niceness", type=click.IntRange(0, 19), default=10, show_default=True,
+              help="Lower this worker's CPU priority by N (Unix; 0 keeps it), so a web server on the same machine "
+                   "is served first and events wait instead.")
 @_fail_clearly
-def deliver_command(once):
+def deliver_command(once, niceness):
     """Deliver webhook events from the outbox, retrying failures for 24 hours."""
+    if niceness and hasattr(os, "nice"):
+        os.nice(niceness)
     database = Database()
     database.upgrade()
     if once:

@@ -34,7 +34,7 @@ class Normaliser(BaseEstimator, TransformerMixin):
         return self
 
     def transform(self, X):
-        """Normalise each column of each row, normalising repeated articles only once."""
+        """Normalise each column of each row, normalising repeated articles and threads only once."""
         seen: dict[str, str] = {}
         out = np.empty((len(X), 4), dtype=object)
         for index, row in enumerate(X):
@@ -43,10 +43,24 @@ class Normaliser(BaseEstimator, TransformerMixin):
             out[index, 0] = normalised.text
             for column, value in ((1, article), (2, thread)):
                 if value not in seen:
-                    seen[value] = normalise_text(value)
+                    seen[value] = normalise_context(value)
                 out[index, column] = seen[value]
             out[index, 3] = marked_words(text, normalised)
         return out
+
+
+def context_lines(document: str) -> list[str]:
+    """The lines of an article or of a thread (its comments joined by newlines), each normalised on its own."""
+    return document.split("\n")
+
+
+def normalise_context(document: str) -> str:
+    """An article or thread normalised line by line and joined by spaces.
+
+    No rule (spaced letters, a URL) then reaches across two comments, so a thread's topic words
+    are its comments' words in order, and the scorer can normalise each comment once and cache it.
+    """
+    return " ".join(filter(None, map(normalise_text, context_lines(document))))
 
 
 def _as_row(row) -> tuple[str, str, str]:
@@ -154,8 +168,12 @@ class ContextFeatures(BaseEstimator, TransformerMixin):
 
     def vector(self, normalised: str) -> dict[str, float]:
         """Unit-length TF-IDF vector of a normalised document's topic words."""
-        counts = Counter(topic_words(normalised))
-        weights = {word: (1 + math.log(count)) * self.idf_.get(word, self.unseen_idf_) for word, count in counts.items()}
+        return self.counts_vector(Counter(topic_words(normalised)))
+
+    def counts_vector(self, counts: Counter) -> dict[str, float]:
+        """Unit-length TF-IDF vector of topic-word counts, which the scorer sums over a thread's comments."""
+        idf, unseen = self.idf_, self.unseen_idf_
+        weights = {word: (1 + math.log(count)) * idf.get(word, unseen) for word, count in counts.items()}
         norm = math.sqrt(sum(value * value for value in weights.values()))
         return {word: value / norm for word, value in weights.items()} if norm else {}
 

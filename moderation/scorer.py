@@ -10,14 +10,18 @@ import math
 import re
 from collections import Counter, defaultdict
 from functools import lru_cache
+from itertools import chain
 
 from .corpora import LABELS
-from .features import CONTEXT_FEATURES, TOKEN_PATTERN, char_wb_grams, word_ngrams
+from .features import CONTEXT_FEATURES, TOKEN_PATTERN, char_wb_grams, context_lines, normalise_context, topic_words, word_ngrams
 from .lexicon import ABUSE_MARK, abusive_positions
 from .policy import Policy
 from .text import FUNCTION_WORDS, QUOTED, marked_words, normalise, normalise_text
 from .validation import check_article, check_text
 
+# Articles and threads in play, and their lines: a thread is 20 comments, most of them one line long.
+CONTEXT_CACHE_SIZE = 512
+THREAD_LINE_CACHE_SIZE = 4096
 EXPLANATION_TERMS = 5
 EXPLANATION_MIN_WEIGHT = 0.05
 RELEVANCE_TERM = "(article relevance)"
@@ -55,11 +59,23 @@ class Scorer:
         self._context_weights = weights["off_topic"][0][offset:].tolist()
         self._intercepts = [weights[label][1] for label in LABELS]
         self._calibration = [weights[label][2] for label in LABELS]
-        self._context_vector = lru_cache(maxsize=512)(self._normalised_vector)
+        self._article_vector = lru_cache(maxsize=CONTEXT_CACHE_SIZE)(self._normalised_vector)
+        self._thread_vector = lru_cache(maxsize=CONTEXT_CACHE_SIZE)(self._summed_vector)
+        self._line_words = lru_cache(maxsize=THREAD_LINE_CACHE_SIZE)(_line_topic_words)
 
-    def _normalised_vector(self, document: str) -> dict[str, float]:
-        """Context vector of an article or thread; cached, since many comments share one article."""
-        return self._context.vector(normalise_text(document)) if document else {}
+    def _normalised_vector(self, article_text: str) -> dict[str, float]:
+        """Context vector of an article; cached, since many comments share one article."""
+        return self._context.vector(normalise_context(article_text))
+
+    def _summed_vector(self, thread_text: str) -> dict[str, float]:
+        """Context vector of a thread, from the cached topic words of each of its lines.
+
+        A thread is the latest comments, so it changes whenever one is published; cached by line,
+        only the new comment is normalised again. The pipeline normalises a thread line by line
+        too, so these counts are exactly its own.
+        """
+        words = chain.from_iterable(self._line_words(line) for line in context_lines(thread_text))
+        return self._context.counts_vector(Counter(words))
 
     def score(self, text: str, article: dict | None = None) -> dict:
         """Scores, labels, decision and explanation for one comment."""
@@ -122,10 +138,15 @@ class Scorer:
 
     def _add_context(self, decisions, extra, text, article_text, thread_text) -> None:
         """Add the off-topic context features and their contributions by explanation term."""
-        values = self._context.row(text, self._context_vector(article_text), self._context_vector(thread_text))
+        values = self._context.row(text, self._article_vector(article_text), self._thread_vector(thread_text))
         for name, value, weight in zip(CONTEXT_FEATURES, values, self._context_weights):
             decisions[1] += value * weight
             extra[_CONTEXT_GROUPS[name]] += value * weight
+
+
+def _line_topic_words(line: str) -> tuple[str, ...]:
+    """Topic words of one line of a thread (a tuple, as the cache shares it between threads)."""
+    return tuple(topic_words(normalise_text(line)))
 
 
 def _calibrated_parts(pipeline):

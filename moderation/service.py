@@ -9,7 +9,7 @@ views, the API and the CLI call these and do not repeat them.
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -42,6 +42,25 @@ CLAIM_MINUTES = 5
 THREAD_COMMENTS = 20
 MAX_ID_CHARS = 255
 STATUS_OF = {PUBLISH: PUBLISHED, REVIEW: PENDING, REJECT: REJECTED}
+ARTICLES, COMMENTS, REVISIONS, SCORES, DECISIONS = (model.__table__ for model in (Article, Comment, Revision, Score, Decision))
+# Built once: receiving runs for every comment a site sends, and building a statement costs as much as running it.
+_FIND_ARTICLE = select(ARTICLES.c.id, ARTICLES.c.title, ARTICLES.c.body, ARTICLES.c.url, ARTICLES.c.premoderated) \
+    .where(ARTICLES.c.external_id == bindparam("external_id"))
+_FIND_COMMENT = select(COMMENTS.c.id, COMMENTS.c.text, COMMENTS.c.revision).where(COMMENTS.c.external_id == bindparam("external_id"))
+_THREAD = select(COMMENTS.c.text) \
+    .where(COMMENTS.c.article_id == bindparam("article_id"), COMMENTS.c.status == PUBLISHED, COMMENTS.c.id != bindparam("leave_out")) \
+    .order_by(COMMENTS.c.received_at.desc()).limit(THREAD_COMMENTS)
+_STORED = select(
+    COMMENTS.c.id, COMMENTS.c.external_id, COMMENTS.c.article_id, ARTICLES.c.external_id.label("article_external_id"),
+    COMMENTS.c.text, COMMENTS.c.revision, COMMENTS.c.status, COMMENTS.c.suggestion, COMMENTS.c.review_reason,
+    COMMENTS.c.decided_by, COMMENTS.c.toxic, COMMENTS.c.off_topic, SCORES.c.labels, SCORES.c.id.label("score_id"),
+    SCORES.c.decision, SCORES.c.explanation, SCORES.c.model_version,
+).join(ARTICLES, ARTICLES.c.id == COMMENTS.c.article_id) \
+    .join(REVISIONS, (REVISIONS.c.comment_id == COMMENTS.c.id) & (REVISIONS.c.number == COMMENTS.c.revision)) \
+    .join(SCORES, SCORES.c.revision_id == REVISIONS.c.id) \
+    .where(COMMENTS.c.external_id == bindparam("external_id")).order_by(SCORES.c.id.desc()).limit(1)
+_INSERT_ARTICLE, _INSERT_COMMENT, _INSERT_REVISION, _INSERT_SCORE, _INSERT_DECISION = (
+    insert(table).returning(table.c.id) for table in (ARTICLES, COMMENTS, REVISIONS, SCORES, DECISIONS))
 
 
 class Refused(Exception):
@@ -95,12 +114,45 @@ class IncomingComment:
 
 
 @dataclass(frozen=True)
+class StoredComment:
+    """A comment as stored now, with the score of its current revision: what the API and Coral answer from."""
+
+    id: int
+    external_id: str
+    article_id: int
+    article_external_id: str
+    text: str
+    revision: int
+    status: str
+    suggestion: str
+    review_reason: str | None
+    decided_by: str | None
+    toxic: float
+    off_topic: float
+    labels: list[str]
+    score_id: int
+    decision: str
+    explanation: dict
+    model_version: str
+
+
+@dataclass(frozen=True)
 class Received:
     """What became of an incoming comment: created, unchanged (same id and text) or edited."""
 
-    comment: Comment
-    score: Score
+    comment: StoredComment
     outcome: str
+
+
+@dataclass(frozen=True)
+class _ArticleContext:
+    """What scoring and the policy need of the comment's article."""
+
+    id: int
+    external_id: str
+    title: str
+    body: str
+    premoderated: bool
 
 
 def receive_comment(session: Session, scorer: Scorer, incoming: IncomingComment, now: datetime | None = None) -> Received:
@@ -139,35 +191,56 @@ def _check_incoming(incoming: IncomingComment) -> None:
 
 
 def _receive(session: Session, scorer: Scorer, incoming: IncomingComment, now: datetime) -> Received:
-    """The body of receive_comment, inside its transaction."""
+    """The body of receive_comment, inside its transaction.
+
+    Core statements rather than the ORM's unit of work: this runs for every comment a site
+    sends, and the ORM's bookkeeping cost more than scoring the comment.
+    """
     article = _article(session, incoming)
-    comment = session.scalar(select(Comment).where(Comment.external_id == incoming.id))
-    if comment is not None and comment.text == incoming.text:
-        return Received(comment, latest_score(session, comment), "unchanged")
-    outcome = "created" if comment is None else "edited"
-    number = 1 if comment is None else comment.revision + 1
+    current = session.execute(_FIND_COMMENT, {"external_id": incoming.id}).first()
+    if current is not None and current.text == incoming.text:
+        return Received(stored_comment(session, incoming.id), "unchanged")
+    number = 1 if current is None else current.revision + 1
     result = scorer.score(incoming.text, {"title": article.title, "body": article.body,
-                                          "comments": _thread(session, article, comment)})
+                                          "comments": _thread(session, article.id, current and current.id)})
     scores = {"toxic": result["toxic"], "off_topic": result["off_topic"]}
     verdict = _policy_verdict(session, scorer, scores, article.premoderated, f"{incoming.id}#{number}")
-    if comment is None:
-        comment = Comment(external_id=incoming.id, article=article, created_at=incoming.created_at or now)
-        session.add(comment)
-    _make_current(comment, incoming, number, scores, verdict, priority(scores, now, article.premoderated), now)
-    session.flush()
-    revision = Revision(comment_id=comment.id, number=number, text=incoming.text, received_at=now)
-    session.add(revision)
-    session.flush()
-    score = Score(revision_id=revision.id, model_version=scorer.version, toxic=scores["toxic"], off_topic=scores["off_topic"],
-                  labels=verdict.labels, explanation=result["explanation"], decision=verdict.decision, created_at=now)
-    session.add(score)
-    decision = Decision(comment_id=comment.id, revision=number, status=comment.status, decided_by=BY_MODEL,
-                        reason=verdict.reason, created_at=now)
-    session.add(decision)
+    values = _current_values(incoming, number, scores, verdict, priority(scores, now, article.premoderated), now)
+    if current is None:
+        comment_id = session.execute(_INSERT_COMMENT, {
+            "external_id": incoming.id, "article_id": article.id, "created_at": incoming.created_at or now, **values,
+        }).scalar_one()
+    else:
+        comment_id = current.id
+        session.execute(update(COMMENTS).where(COMMENTS.c.id == comment_id).values(**values))
+    revision_id = session.execute(_INSERT_REVISION, {"comment_id": comment_id, "number": number, "text": incoming.text,
+                                                     "received_at": now}).scalar_one()
+    score_id = session.execute(_INSERT_SCORE, {
+        "revision_id": revision_id, "model_version": scorer.version, "toxic": scores["toxic"], "off_topic": scores["off_topic"],
+        "labels": verdict.labels, "explanation": result["explanation"], "decision": verdict.decision, "created_at": now,
+    }).scalar_one()
+    decision_id = session.execute(_INSERT_DECISION, {
+        "comment_id": comment_id, "revision": number, "status": values["status"], "decided_by": BY_MODEL,
+        "reason": verdict.reason, "created_at": now,
+    }).scalar_one()
     if verdict.decision != REVIEW:
-        webhooks.enqueue(session, comment, decision, now)
+        webhooks.enqueue(session, comment_id, decision_id, event_data(
+            incoming.id, article.external_id, values["status"], BY_MODEL, verdict.reason, scores), now)
     _note_model_version(session, scorer)
-    return Received(comment, score, outcome)
+    stored = StoredComment(
+        id=comment_id, external_id=incoming.id, article_id=article.id, article_external_id=article.external_id,
+        text=incoming.text, revision=number, status=values["status"], suggestion=values["suggestion"],
+        review_reason=verdict.review_reason, decided_by=values["decided_by"], toxic=scores["toxic"],
+        off_topic=scores["off_topic"], labels=verdict.labels, score_id=score_id, decision=verdict.decision,
+        explanation=result["explanation"], model_version=scorer.version,
+    )
+    return Received(stored, "created" if current is None else "edited")
+
+
+def event_data(comment_id: str, article_id: str, status: str, decided_by: str, reason: str | None, scores: dict) -> dict:
+    """What a webhook event says about a decision."""
+    return {"comment_id": comment_id, "article_id": article_id, "status": status, "decided_by": decided_by,
+            "reason": reason, "scores": {"toxic": scores["toxic"], "off_topic": scores["off_topic"]}}
 
 
 @dataclass(frozen=True)
@@ -197,59 +270,65 @@ def _policy_verdict(session: Session, scorer: Scorer, scores: dict, premoderated
     return _Verdict(labels, decision, ("flagged" if labels else "premoderated") if decision == REVIEW else None)
 
 
-def _make_current(comment: Comment, incoming: IncomingComment, number: int, scores: dict, verdict: _Verdict,
-                  queue_priority: float, now: datetime) -> None:
-    """Copy the new revision's text, scores and status onto the comment (what the queue reads)."""
-    comment.text, comment.revision, comment.received_at = incoming.text, number, now
-    comment.author_id = incoming.author_id if incoming.author_id is not None else comment.author_id
-    comment.author_name = incoming.author_name if incoming.author_name is not None else comment.author_name
-    comment.language = incoming.language or comment.language
-    comment.toxic, comment.off_topic, comment.top_score = scores["toxic"], scores["off_topic"], max(scores.values())
-    comment.toxic_flag, comment.off_topic_flag = "toxic" in verdict.labels, "off_topic" in verdict.labels
-    comment.suggestion = REJECT if verdict.labels else PUBLISH
-    comment.review_reason, comment.priority = verdict.review_reason, queue_priority
-    comment.status = STATUS_OF[verdict.decision]
+def _current_values(incoming: IncomingComment, number: int, scores: dict, verdict: _Verdict, queue_priority: float,
+                    now: datetime) -> dict:
+    """The comment row's columns for its new revision: text, scores and status (what the queue reads)."""
     decided = verdict.decision != REVIEW
-    comment.decided_by, comment.decided_at = (BY_MODEL, now) if decided else (None, None)
-    comment.claimed_by_id = comment.claimed_until = None
+    values = {
+        "text": incoming.text, "revision": number, "received_at": now,
+        "toxic": scores["toxic"], "off_topic": scores["off_topic"], "top_score": max(scores.values()),
+        "toxic_flag": "toxic" in verdict.labels, "off_topic_flag": "off_topic" in verdict.labels,
+        "suggestion": REJECT if verdict.labels else PUBLISH, "review_reason": verdict.review_reason,
+        "priority": queue_priority, "status": STATUS_OF[verdict.decision],
+        "decided_by": BY_MODEL if decided else None, "decided_at": now if decided else None,
+        "claimed_by_id": None, "claimed_until": None,
+    }
+    for field in ("author_id", "author_name"):
+        if getattr(incoming, field) is not None:  # an edit that leaves them out keeps them
+            values[field] = getattr(incoming, field)
+    if incoming.language:
+        values["language"] = incoming.language
+    return values
 
 
-def _article(session: Session, incoming: IncomingComment) -> Article:
+def _article(session: Session, incoming: IncomingComment) -> _ArticleContext:
     """The comment's article, created or updated from what the site sent."""
-    article = session.scalar(select(Article).where(Article.external_id == incoming.article_id))
-    if article is None:
-        article = Article(external_id=incoming.article_id, title="", body="")
-        session.add(article)
-    for field in ("title", "body", "url"):
-        value = getattr(incoming, f"article_{field}")
-        if value is not None:
-            setattr(article, field, value)
-    return article
+    sent = {field: value for field in ("title", "body", "url") if (value := getattr(incoming, f"article_{field}")) is not None}
+    row = session.execute(_FIND_ARTICLE, {"external_id": incoming.article_id}).first()
+    if row is None:
+        values = {"title": "", "body": "", **sent}
+        article_id = session.execute(_INSERT_ARTICLE, {"external_id": incoming.article_id, **values}).scalar_one()
+        return _ArticleContext(article_id, incoming.article_id, values["title"], values["body"], False)
+    changed = {field: value for field, value in sent.items() if getattr(row, field) != value}
+    if changed:
+        session.execute(update(ARTICLES).where(ARTICLES.c.id == row.id).values(**changed))
+    return _ArticleContext(row.id, incoming.article_id, changed.get("title", row.title), changed.get("body", row.body),
+                           row.premoderated)
 
 
-def _thread(session: Session, article: Article, comment: Comment | None) -> list[str]:
+def _thread(session: Session, article_id: int, comment_id: int | None) -> list[str]:
     """The article's latest published comments: on-topic context for the off_topic score."""
-    if article.id is None:
-        return []
-    query = select(Comment.text).where(Comment.article_id == article.id, Comment.status == PUBLISHED)
-    if comment is not None:
-        query = query.where(Comment.id != comment.id)
-    return list(session.scalars(query.order_by(Comment.received_at.desc()).limit(THREAD_COMMENTS)))
+    return list(session.scalars(_THREAD, {"article_id": article_id, "leave_out": comment_id or 0}))
 
 
-def latest_score(session: Session, comment: Comment) -> Score:
-    """The score of the comment's current revision."""
-    return session.scalars(
-        select(Score).join(Revision, Score.revision_id == Revision.id)
-        .where(Revision.comment_id == comment.id, Revision.number == comment.revision)
-        .order_by(Score.id.desc()).limit(1)
-    ).one()
+def stored_comment(session: Session, external_id: str) -> StoredComment | None:
+    """A comment as stored now, with its current revision's latest score; None if there is no such comment."""
+    row = session.execute(_STORED, {"external_id": external_id}).first()
+    return None if row is None else StoredComment(**row._mapping)
 
 
 def _note_model_version(session: Session, scorer: Scorer) -> None:
-    """Record the first use of a model version, with its held-out metrics (in the comment's transaction)."""
+    """Record the first use of a model version, with its held-out metrics (in the comment's transaction).
+
+    Once a connection has seen the version stored, it stops asking.
+    """
+    seen = session.connection().info.setdefault("palabre.model_versions", set())
+    if scorer.version in seen:
+        return
     if session.get(ModelVersion, scorer.version) is None:
         session.add(ModelVersion(version=scorer.version, metrics=scorer.metadata.get("metrics", {}).get("holdout", {})))
+    else:
+        seen.add(scorer.version)
 
 
 def decide(session: Session, comment_id: int, moderator: User, status: str, reason: str | None = None,
@@ -283,8 +362,10 @@ def decide(session: Session, comment_id: int, moderator: User, status: str, reas
         decision = Decision(comment_id=comment_id, revision=comment.revision, status=status, decided_by=BY_MODERATOR,
                             moderator_id=moderator.id, reason=reason, verdict=verdict, created_at=now)
         session.add(decision)
+        session.flush()
         session.refresh(comment)
-        webhooks.enqueue(session, comment, decision, now)
+        webhooks.enqueue(session, comment.id, decision.id, event_data(
+            comment.external_id, comment.article.external_id, status, BY_MODERATOR, reason, comment.scores), now)
         session.commit()
     except BaseException:
         session.rollback()

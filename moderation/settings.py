@@ -40,9 +40,12 @@ class SiteSettings:
         return Policy({label: self.thresholds.get(label, t) for label, t in model_policy.thresholds.items()})
 
 
+_ALL = select(Setting.__table__.c.key, Setting.__table__.c.value)
+
+
 def current(session: Session) -> SiteSettings:
     """Read the settings in force."""
-    stored = dict(session.execute(select(Setting.key, Setting.value)).all())
+    stored = dict(session.execute(_ALL).all())
     pinned = stored.get(THRESHOLDS) or {}
     qa_share = stored.get(QA_SHARE)
     return SiteSettings(

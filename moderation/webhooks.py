@@ -10,26 +10,28 @@ until the earlier one is delivered or given up, so receivers see a comment's dec
 
 import hashlib
 import hmac
+import http.client
 import json
 import logging
 import time
-import urllib.error
-import urllib.request
-import uuid
 from datetime import datetime, timedelta
+from urllib.parse import SplitResult, urlsplit
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Integer, String, Text, cast, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from .admin.models import ApiClient, Delivery, DeliveryAttempt
-from .comments.models import Comment, Decision
-from .database import Database, utcnow
+from .database import Database, UTCDateTime, utcnow
 
 EVENT_TYPE = "comment.decided"
 RETRY_FOR = timedelta(hours=24)
 DELAYS = [timedelta(seconds=s) for s in (10, 30, 60, 120, 300, 600, 1800, 3600)]
 LEASE = timedelta(seconds=60)
 TIMEOUT_SECONDS = 10
+BATCH = 100
+SEND_FOR = (LEASE - 2 * timedelta(seconds=TIMEOUT_SECONDS)).total_seconds()  # then stop, so no lease runs out mid-batch
+MAX_ANSWER = 64 * 1024  # a receiver's answer read before its connection is reused; a longer one closes it
+CONNECTIONS = {"http": http.client.HTTPConnection, "https": http.client.HTTPSConnection}
 log = logging.getLogger(__name__)
 
 
@@ -38,19 +40,19 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def enqueue(session: Session, comment: Comment, decision: Decision, now: datetime) -> None:
-    """Write one event per client with a webhook URL, in the caller's transaction."""
-    clients = session.scalars(select(ApiClient).where(ApiClient.webhook_url.is_not(None), ApiClient.revoked_at.is_(None)))
-    for client in clients:
-        event_id = str(uuid.uuid4())
-        body = {
-            "id": event_id, "type": EVENT_TYPE, "created_at": now.isoformat(),
-            "data": {"comment_id": comment.external_id, "article_id": comment.article.external_id, "status": decision.status,
-                     "decided_by": decision.decided_by, "reason": decision.reason,
-                     "scores": {"toxic": comment.toxic, "off_topic": comment.off_topic}},
-        }
-        session.add(Delivery(event_id=event_id, client_id=client.id, comment_id=comment.id, created_at=now, next_attempt_at=now,
-                             body=json.dumps(body, ensure_ascii=False, separators=(",", ":"))))
+def enqueue(session: Session, comment_id: int, decision_id: int, data: dict, now: datetime) -> None:
+    """Write one event per client with a webhook URL, in the caller's transaction, with one INSERT ... SELECT.
+
+    The stored body leaves out the event id, which differs per client; it is added when sending.
+    """
+    clients = ApiClient.__table__
+    body = json.dumps({"type": EVENT_TYPE, "created_at": now.isoformat(), "data": data}, ensure_ascii=False, separators=(",", ":"))
+    session.execute(insert(Delivery.__table__).from_select(
+        ["event_id", "client_id", "comment_id", "body", "created_at", "next_attempt_at", "attempts"],
+        select(literal(f"evt_{decision_id}_") + cast(clients.c.id, String), clients.c.id, literal(comment_id, Integer),
+               literal(body, Text), literal(now, UTCDateTime), literal(now, UTCDateTime), literal(0, Integer))
+        .where(clients.c.webhook_url.is_not(None), clients.c.revoked_at.is_(None)),
+    ))
 
 
 def due(session: Session, now: datetime, limit: int) -> list[int]:
@@ -64,44 +66,64 @@ def due(session: Session, now: datetime, limit: int) -> list[int]:
              .group_by(Delivery.client_id, Delivery.comment_id).subquery())
     return list(session.scalars(
         select(Delivery.id).join(first, first.c.id == Delivery.id)
-        .where(Delivery.next_attempt_at <= now, or_(Delivery.lease_until.is_(None), Delivery.lease_until < now))
-        .order_by(Delivery.id).limit(limit)
+        .where(*_free(now)).order_by(Delivery.id).limit(limit)
     ))
 
 
-def deliver_due(database: Database, now: datetime | None = None, limit: int = 100, post=None) -> int:
-    """Try every due delivery once; return how many were delivered. Safe to run in several processes at once."""
-    now = now or utcnow()
-    post = post or _post
-    delivered = 0
+def _free(now: datetime) -> tuple:
+    """Conditions for a pending delivery to be tried now: its retry time has come and no worker holds its lease."""
+    return Delivery.next_attempt_at <= now, or_(Delivery.lease_until.is_(None), Delivery.lease_until < now)
+
+
+def payload(delivery: Delivery) -> bytes:
+    """The bytes POSTed for an event: its id, then the stored body; the same on every retry, so the signature is too."""
+    event = {"id": delivery.event_id, **json.loads(delivery.body)}
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def deliver_due(database: Database, now: datetime | None = None, limit: int = BATCH) -> int:
+    """Try up to `limit` due deliveries once; return how many were delivered. Safe to run in several processes at once."""
+    with Connections() as connections:
+        return _deliver_batch(database, now or utcnow(), limit, connections)[1]
+
+
+def _deliver_batch(database: Database, now: datetime, limit: int, connections: "Connections") -> tuple[int, int]:
+    """Lease a batch, POST each event and record every outcome in one commit; (due deliveries found, delivered)."""
     with database.session() as session:
-        for delivery_id in due(session, now, limit):
-            if not _lease(session, delivery_id, now):
-                continue  # another worker has it
-            delivery = session.get(Delivery, delivery_id)
-            delivered += _attempt(session, delivery, now, post)
-    return delivered
+        found = due(session, now, limit)
+        started, delivered = time.monotonic(), 0
+        for delivery in _lease(session, found, now):
+            if time.monotonic() - started < SEND_FOR:
+                delivered += _attempt(session, delivery, now, connections)
+            else:
+                delivery.lease_until = None  # left to the next round before its lease runs out and another worker sends it
+        session.commit()
+    return len(found), delivered
 
 
-def _lease(session: Session, delivery_id: int, now: datetime) -> bool:
-    """Take a still-due delivery for this worker for a minute; False if another worker took or sent it first."""
-    taken = session.execute(
-        update(Delivery).where(Delivery.id == delivery_id, Delivery.delivered_at.is_(None), Delivery.given_up_at.is_(None),
-                               Delivery.next_attempt_at <= now, or_(Delivery.lease_until.is_(None), Delivery.lease_until < now))
-        .values(lease_until=now + LEASE).execution_options(synchronize_session=False)
-    ).rowcount
+def _lease(session: Session, ids: list[int], now: datetime) -> list[Delivery]:
+    """Take the still-due deliveries among `ids` for a minute in one UPDATE, then load them with their clients.
+
+    A delivery that another worker leased or sent since `due` read it is left out, so each event is sent by one worker.
+    """
+    if not ids:
+        return []
+    taken = session.scalars(
+        update(Delivery).where(Delivery.id.in_(ids), Delivery.delivered_at.is_(None), Delivery.given_up_at.is_(None), *_free(now))
+        .values(lease_until=now + LEASE).returning(Delivery.id).execution_options(synchronize_session=False)
+    ).all()
     session.commit()
-    return taken == 1
+    return list(session.scalars(select(Delivery).where(Delivery.id.in_(taken)).order_by(Delivery.id))) if taken else []
 
 
-def _attempt(session: Session, delivery: Delivery, now: datetime, post) -> int:
-    """POST one event and record the attempt; schedule a retry or give up after 24 hours."""
-    body = delivery.body.encode("utf-8")
+def _attempt(session: Session, delivery: Delivery, now: datetime, connections: "Connections") -> int:
+    """POST one event and note the attempt for the batch's commit; schedule a retry or give up after 24 hours."""
+    body = payload(delivery)
     headers = {"Content-Type": "application/json", "User-Agent": "Palabre-Webhooks/1",
                "X-Palabre-Event": EVENT_TYPE, "X-Palabre-Delivery": delivery.event_id,
                "X-Palabre-Signature": sign(delivery.client.webhook_secret or "", body)}
     started = time.monotonic()
-    status, error = post(delivery.client.webhook_url, body, headers)
+    status, error = connections.post(delivery.client.webhook_url, body, headers)
     elapsed = int((time.monotonic() - started) * 1000)
     session.add(DeliveryAttempt(delivery_id=delivery.id, at=now, status_code=status, error=error, milliseconds=elapsed))
     delivery.attempts += 1
@@ -116,28 +138,84 @@ def _attempt(session: Session, delivery: Delivery, now: datetime, post) -> int:
             delivery.given_up_at = now
         else:
             delivery.next_attempt_at = now + delay
-    session.commit()
     return int(ok)
 
 
-def _post(url: str, body: bytes, headers: dict) -> tuple[int | None, str | None]:
-    """POST over HTTP(S); the receiver's status, or None and what went wrong."""
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
-            return response.status, None
-    except urllib.error.HTTPError as error:
-        return error.code, f"HTTP {error.code}"
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        return None, str(getattr(error, "reason", error))[:500] or type(error).__name__
+class Connections:
+    """HTTP(S) connections kept open per receiver (scheme, host, port), so an event costs no TCP or TLS handshake."""
 
+    def __init__(self):
+        self.open: dict[tuple, http.client.HTTPConnection] = {}
 
-def run(database: Database, stop, interval: float = 1.0) -> None:
-    """Deliver until `stop` (a threading.Event) is set, looking for due events every `interval` seconds."""
-    while not stop.is_set():
+    def __enter__(self) -> "Connections":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every connection, when the worker stops."""
+        for connection in self.open.values():
+            connection.close()
+        self.open.clear()
+
+    def post(self, url: str | None, body: bytes, headers: dict) -> tuple[int | None, str | None]:
+        """POST over HTTP(S); the receiver's status, or None and what went wrong (the connection is then closed).
+
+        A client whose webhook URL was removed or is unusable gets a failed attempt, like a receiver that is down.
+        """
         try:
-            deliver_due(database)
-        except Exception:  # a broken database connection must not end the worker; it retries next round
-            log.exception("webhook delivery round failed")
-        stop.wait(interval)
+            parts = urlsplit(url or "")
+            connection = self._connection(parts)
+        except (ValueError, http.client.InvalidURL) as error:
+            return None, f"webhook URL {url!r}: {error}"[:500]
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        try:
+            return _send(connection, path, body, headers), None
+        except (OSError, http.client.HTTPException, ValueError) as error:
+            connection.close()
+            return None, str(error)[:500] or type(error).__name__
 
+    def _connection(self, parts: SplitResult) -> http.client.HTTPConnection:
+        """The connection to a URL's receiver, made on first use; a closed one reopens by itself on the next request."""
+        key = (parts.scheme, parts.hostname, parts.port)
+        if key not in self.open:
+            if parts.scheme not in CONNECTIONS or not parts.hostname:
+                raise ValueError("not an http(s) URL")
+            self.open[key] = CONNECTIONS[parts.scheme](parts.hostname, parts.port, timeout=TIMEOUT_SECONDS)
+        return self.open[key]
+
+
+def _send(connection: http.client.HTTPConnection, path: str, body: bytes, headers: dict) -> int:
+    """The status of one POST; a kept-alive connection that the receiver has closed while idle is replaced once."""
+    reused = connection.sock is not None
+    try:
+        return _exchange(connection, path, body, headers)
+    except ConnectionError:
+        if not reused:
+            raise
+        connection.close()
+        return _exchange(connection, path, body, headers)
+
+
+def _exchange(connection: http.client.HTTPConnection, path: str, body: bytes, headers: dict) -> int:
+    """POST and read the answer, leaving the connection ready for the next event (or closed if the answer is too long)."""
+    connection.request("POST", path, body=body, headers=headers)
+    with connection.getresponse() as response:
+        response.read(MAX_ANSWER)
+        if not response.isclosed():
+            connection.close()
+    return response.status
+
+
+def run(database: Database, stop, interval: float = 1.0, limit: int = BATCH) -> None:
+    """Deliver until `stop` (a threading.Event) is set: again at once while there is a backlog, else every `interval` seconds."""
+    with Connections() as connections:
+        while not stop.is_set():
+            try:
+                found, _ = _deliver_batch(database, utcnow(), limit, connections)
+            except Exception:  # a broken database connection must not end the worker; it retries next round
+                log.exception("webhook delivery round failed")
+                found = 0
+            if found < limit:
+                stop.wait(interval)

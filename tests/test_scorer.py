@@ -7,8 +7,9 @@ from hypothesis import strategies as st
 from moderation import corpora
 from moderation.build import DEFAULT_CHECKS
 from moderation.evaluation import run_checks
-from moderation.features import char_wb_grams
+from moderation.features import char_wb_grams, normalise_context
 from moderation.policy import PUBLISH, REVIEW
+from moderation.scorer import Scorer
 from moderation.text import normalise_text
 from moderation.training import examples
 from moderation.validation import InputError
@@ -17,6 +18,11 @@ ARTICLE = {
     "title": "Sahel : le Niger et le Mali renforcent leur coopération militaire",
     "body": "Les deux armées annoncent des patrouilles communes contre les groupes terroristes le long de la frontière.",
 }
+# Spaced letters, a link and a number run on from one comment (or line) into the next.
+THREAD = [
+    "Bravo aux soldats s", "a l o p e\nla frontière est longue p", "u t e, voir https://bet.example/a",
+    "b c 12", "34 les patrouilles\n\n  communes  ", "d\ne\nf",
+]
 
 
 def pipeline_scores(scorer, text, article=None):
@@ -33,7 +39,8 @@ def pipeline_scores(scorer, text, article=None):
     "😂😂😂", "12 34", "ok", "x" * 5000,
 ])
 def test_fast_path_gives_the_pipeline_numbers(scorer, text):
-    for article in (None, ARTICLE, dict(ARTICLE, comments=["Bravo aux soldats", "La frontière est longue"])):
+    for article in (None, ARTICLE, dict(ARTICLE, comments=["Bravo aux soldats", "La frontière est longue"]),
+                    dict(ARTICLE, comments=THREAD)):
         fast = scorer.score(text, article)
         slow = pipeline_scores(scorer, text, article)
         for label in slow:
@@ -60,6 +67,30 @@ def test_fast_path_matches_on_arbitrary_unicode(scorer, text):
     slow = pipeline_scores(scorer, text)
     assert fast["toxic"] == pytest.approx(slow["toxic"], abs=1e-9)
     assert fast["off_topic"] == pytest.approx(slow["off_topic"], abs=1e-9)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.text(max_size=60).filter(lambda t: "\x00" not in t), max_size=6))
+def test_fast_path_matches_on_arbitrary_threads(scorer, comments):
+    article = dict(ARTICLE, comments=comments)
+    fast = scorer.score("Les patrouilles communes, enfin", article)
+    slow = pipeline_scores(scorer, "Les patrouilles communes, enfin", article)
+    assert fast["off_topic"] == pytest.approx(slow["off_topic"], abs=1e-9)
+
+
+def test_a_context_document_is_normalised_line_by_line():
+    assert normalise_context("\n".join(THREAD[:2])) == "bravo aux soldats s alope la frontiere est longue p"
+    assert normalise_context("  \n\n") == ""
+
+
+def test_a_thread_gaining_one_comment_at_a_time_scores_as_on_a_cold_scorer(scorer):
+    pool = THREAD + corpora.load(["data"]).frame["text"].sample(24, random_state=7).tolist()
+    warm = Scorer(scorer.pipelines, scorer.policy, scorer.version)
+    for start in range(len(pool) - 20):
+        article = dict(ARTICLE, comments=pool[start:start + 20])
+        cold = Scorer(scorer.pipelines, scorer.policy, scorer.version)
+        for text in ("Les patrouilles communes, enfin", pool[start + 20]):
+            assert warm.score(text, article) == cold.score(text, article)
 
 
 @settings(max_examples=200, deadline=None)

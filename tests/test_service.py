@@ -49,8 +49,8 @@ def test_an_insult_waits_for_review_with_its_score_explanation_and_a_model_decis
     comment = received.comment
     assert received.outcome == "created"
     assert comment.status == "pending" and comment.labels == ["toxic"] and comment.suggestion == "reject"
-    assert received.score.model_version == scorer.version
-    terms = [term["term"] for term in received.score.explanation["toxic"]]
+    assert received.comment.model_version == scorer.version
+    terms = [term["term"] for term in received.comment.explanation["toxic"]]
     assert any("cretin" in term or "gueule" in term for term in terms), terms
     decision = session.scalars(select(Decision).where(Decision.comment_id == comment.id)).one()
     assert (decision.decided_by, decision.status, decision.reason, decision.moderator_id) == ("model", "pending", "toxic", None)
@@ -65,7 +65,7 @@ def test_a_clean_on_topic_comment_is_published_by_the_policy(session, scorer, no
 def test_the_same_id_and_text_again_returns_what_is_stored_without_new_rows(session, scorer, no_sample):
     first = receive_comment(session, scorer, incoming("c3", INSULT))
     again = receive_comment(session, scorer, incoming("c3", INSULT))
-    assert again.outcome == "unchanged" and again.comment.id == first.comment.id and again.score.id == first.score.id
+    assert again.outcome == "unchanged" and again.comment.id == first.comment.id and again.comment.score_id == first.comment.score_id
     assert (count(session, Comment), count(session, Revision), count(session, Score), count(session, Decision)) == (1, 1, 1, 1)
 
 
@@ -231,9 +231,10 @@ def test_the_same_new_comment_sent_twice_at_once_is_stored_once(database, scorer
 def test_waiting_comments_on_an_article_move_up_when_it_is_premoderated(session, scorer, mona):
     settings.set_qa_share(session, 1.0)
     session.commit()
-    comment = receive_comment(session, scorer, incoming("c16", OPINION, article="monte")).comment
+    comment = session.get(Comment, receive_comment(session, scorer, incoming("c16", OPINION, article="monte")).comment.id)
     before = comment.priority
-    set_premoderation(session, session.get(Article, comment.article_id), True)
+    set_premoderation(session, comment.article, True)
+    session.expire_all()
     assert session.get(Comment, comment.id).priority == pytest.approx(before + 0.3)
 
 

@@ -5,18 +5,19 @@ import hmac
 import json
 import socket
 import threading
+import time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from sqlalchemy import func, select
 
-from moderation import settings
+from moderation import settings, webhooks
 from moderation.admin.models import ApiClient, Delivery, DeliveryAttempt
 from moderation.api.clients import create_client
 from moderation.database import utcnow
 from moderation.service import decide, receive_comment
-from moderation.webhooks import deliver_due
+from moderation.webhooks import Connections, deliver_due, payload, run
 
 from .conftest import add_user, incoming
 
@@ -25,17 +26,28 @@ OPINION = "Le calendrier du référendum est trop court pour que l'opposition fa
 
 
 class Receiver:
-    """A real HTTP server that records what it is sent and answers with a chosen status."""
+    """A real HTTP/1.1 server that keeps connections alive, records what it is sent and on which connection, and
+    answers with a chosen status after a chosen delay."""
 
-    def __init__(self, port: int = 0, status: int = 200):
-        self.received, self.status = [], status
+    def __init__(self, port: int = 0, status: int = 200, delay: float = 0.0):
+        self.received, self.status, self.delay = [], status, delay
+        self.connections, self.sockets = set(), []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                receiver.sockets.append(self.connection)
+
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                time.sleep(receiver.delay)
                 receiver.received.append((dict(self.headers), body))
+                receiver.connections.add(self.client_address)
                 self.send_response(receiver.status)
+                self.send_header("Content-Length", "0")
                 self.end_headers()
 
             def log_message(self, *args):
@@ -46,10 +58,19 @@ class Receiver:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
+    def drop_connections(self):
+        """Close every open connection, as a receiver does with idle ones or when it restarts."""
+        for connection in self.sockets:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed by its client
+
     def close(self):
         """Stop serving."""
         self.server.shutdown()
         self.server.server_close()
+        self.drop_connections()
 
 
 def free_port() -> int:
@@ -86,7 +107,7 @@ def test_a_policy_decision_is_written_to_the_outbox_with_the_comment_and_a_held_
     receive_comment(session, scorer, incoming("clean", OPINION))
     receive_comment(session, scorer, incoming("held", INSULT))
     [delivery] = deliveries(session)
-    data = json.loads(delivery.body)
+    data = json.loads(payload(delivery))
     assert data["type"] == "comment.decided" and data["id"] == delivery.event_id
     assert data["data"] == {"comment_id": "clean", "article_id": "politique-test", "status": "published", "decided_by": "model",
                             "reason": None, "scores": data["data"]["scores"]}
@@ -141,7 +162,7 @@ def test_a_receiver_down_for_more_than_a_day_is_given_up_with_every_attempt_logg
     assert delivery.given_up_at is not None and delivery.delivered_at is None and delivery.attempts >= 24
 
 
-def test_a_receiver_error_status_is_retried(database, session, scorer, no_sample):
+def test_a_receiver_error_status_is_retried_with_the_same_body_and_signature(database, session, scorer, no_sample):
     failing = Receiver(status=503)
     try:
         create_client(session, "site", failing.url)
@@ -153,7 +174,9 @@ def test_a_receiver_error_status_is_retried(database, session, scorer, no_sample
         assert deliver_due(database, now + timedelta(seconds=15)) == 1
     finally:
         failing.close()
-    assert len(failing.received) == 2 and deliveries(session)[0].last_error is None
+    [(first_headers, first), (second_headers, second)] = failing.received
+    assert second == first and second_headers["X-Palabre-Signature"] == first_headers["X-Palabre-Signature"]
+    assert deliveries(session)[0].last_error is None
 
 
 def test_two_workers_at_once_send_each_event_once(database, session, scorer, no_sample, receiver):
@@ -181,3 +204,90 @@ def test_a_revoked_client_gets_no_new_events(session, scorer, no_sample, receive
     session.commit()
     receive_comment(session, scorer, incoming("c1", OPINION))
     assert deliveries(session) == []
+
+
+def test_events_stored_with_or_without_their_id_are_sent_as_the_same_bytes():
+    event = {"type": "comment.decided", "created_at": "2025-01-01T00:00:00+00:00", "data": {"comment_id": "c1", "reason": "élu"}}
+    compact = {"ensure_ascii": False, "separators": (",", ":")}
+    before = Delivery(event_id="evt_7_1", body=json.dumps({"id": "evt_7_1", **event}, **compact))
+    now = Delivery(event_id="evt_7_1", body=json.dumps(event, **compact))
+    assert payload(now) == payload(before) == before.body.encode("utf-8")
+
+
+def test_a_backlog_is_sent_once_and_in_order_over_one_connection_per_round(database, session, scorer, no_sample, receiver,
+                                                                          password_hash):
+    create_client(session, "site", receiver.url)
+    mona = add_user(session, "mona", "moderator", password_hash)
+    for number in range(150):
+        comment = receive_comment(session, scorer, incoming(f"c{number}", f"{OPINION} Avis {number}.")).comment
+        if number % 5 == 0:
+            decide(session, comment.id, mona, "rejected", "other")
+    rounds = 0
+    while deliver_due(database):
+        rounds += 1
+    events = [json.loads(body) for _, body in receiver.received]
+    assert len(events) == len({event["id"] for event in events}) == 180 and rounds > 1
+    statuses = {}
+    for event in events:
+        statuses.setdefault(event["data"]["comment_id"], []).append(event["data"]["status"])
+    assert statuses == {f"c{n}": ["published", "rejected"] if n % 5 == 0 else ["published"] for n in range(150)}
+    assert len(receiver.connections) <= rounds
+    assert all(delivery.delivered_at and delivery.attempts == 1 for delivery in deliveries(session))
+
+
+def test_the_worker_goes_through_a_backlog_at_once_on_one_kept_alive_connection(database, session, scorer, no_sample, receiver):
+    create_client(session, "site", receiver.url)
+    for number in range(150):
+        receive_comment(session, scorer, incoming(f"c{number}", f"{OPINION} Avis {number}."))
+    stop = threading.Event()
+    worker = threading.Thread(target=run, args=(database, stop), kwargs={"interval": 60}, daemon=True)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while len(receiver.received) < 150 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        worker.join(10)
+    assert not worker.is_alive(), "the worker stops when told, even while it waits"
+    assert len(receiver.received) == 150, "a full batch is followed at once by the next, not after the interval"
+    assert len(receiver.connections) == 1
+
+
+def test_a_slow_receiver_gets_the_rest_of_a_batch_next_round_and_nothing_twice(database, session, scorer, no_sample, monkeypatch):
+    monkeypatch.setattr(webhooks, "SEND_FOR", 0.15)  # how long a batch may send, so that no lease runs out while it does
+    slow = Receiver(delay=0.1)
+    try:
+        create_client(session, "site", slow.url)
+        for number in range(5):
+            receive_comment(session, scorer, incoming(f"c{number}", f"{OPINION} Avis {number}."))
+        assert 0 < deliver_due(database) < 5
+        assert all(delivery.lease_until is None for delivery in deliveries(session)), "the rest is left for the next round"
+        while deliver_due(database):
+            pass
+    finally:
+        slow.close()
+    ids = [json.loads(body)["id"] for _, body in slow.received]
+    assert len(ids) == len(set(ids)) == 5
+    assert all(delivery.delivered_at and delivery.attempts == 1 for delivery in deliveries(session))
+
+
+def test_a_kept_alive_connection_the_receiver_has_closed_is_replaced_without_a_failed_attempt(receiver):
+    with Connections() as connections:
+        assert connections.post(receiver.url, b"{}", {}) == (200, None)
+        receiver.drop_connections()
+        assert connections.post(receiver.url, b"{}", {}) == (200, None)
+    assert len(receiver.received) == 2 and len(receiver.connections) == 2
+
+
+def test_a_client_whose_webhook_url_was_removed_gets_failed_attempts_and_others_are_still_served(database, session, scorer,
+                                                                                                 no_sample, receiver):
+    gone, _ = create_client(session, "gone", receiver.url)
+    create_client(session, "site", receiver.url)
+    receive_comment(session, scorer, incoming("c1", OPINION))
+    session.get(ApiClient, gone.id).webhook_url = None
+    session.commit()
+    assert deliver_due(database) == 1 and len(receiver.received) == 1
+    failed = [delivery for delivery in deliveries(session) if delivery.client_id == gone.id]
+    assert [(delivery.attempts, delivery.delivered_at) for delivery in failed] == [(1, None)]
+    assert "not an http(s) URL" in failed[0].last_error

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from ..comments.models import PENDING, Article, Comment
 from ..queue.listing import explanations
 from ..registry import NoModelError
-from ..service import IncomingComment, Received, latest_score, receive_comment, save_article
+from ..service import IncomingComment, Received, StoredComment, receive_comment, save_article, stored_comment
 from ..validation import InputError
 from ..web import csrf, db, scorer
 from .clients import KeyRefused, authenticate
@@ -73,7 +73,7 @@ def openapi():
 def post_comment():
     """Receive a comment: 201 with its decision, 200 with the stored result when the same id and text come again."""
     received = _receive(json_body())
-    return jsonify(comment_json(received)), 201 if received.outcome != "unchanged" else 200
+    return jsonify(comment_json(received.comment)), 201 if received.outcome != "unchanged" else 200
 
 
 @blueprint.route("/comments/batch", methods=["POST"])
@@ -88,7 +88,7 @@ def post_batch():
             if not isinstance(item, dict):
                 raise InputError(f"'comments[{index}]' must be an object", f"comments[{index}]")
             received = _receive(item)
-            results.append({**comment_json(received), "outcome": received.outcome})
+            results.append({**comment_json(received.comment), "outcome": received.outcome})
         except InputError as error:
             results.append({"id": item.get("id") if isinstance(item, dict) else None,
                             "error": {"code": "invalid_field", "message": str(error), "field": error.field}})
@@ -118,31 +118,29 @@ def _author_id(author: dict) -> str | None:
     return identifier(author, "id", prefix="author.") if author.get("id") is not None else None
 
 
-def comment_json(received: Received) -> dict:
+def comment_json(comment: StoredComment) -> dict:
     """A stored comment as the API returns it."""
-    comment, score = received.comment, received.score
     return {
         "id": comment.external_id,
         "status": comment.status,
-        "decision": score.decision,
+        "decision": comment.decision,
         "scores": {"toxic": comment.toxic, "off_topic": comment.off_topic},
         "labels": comment.labels,
-        "explanation": score.explanation,
-        "model_version": score.model_version,
+        "explanation": comment.explanation,
+        "model_version": comment.model_version,
         "revision": comment.revision,
         "text": comment.text,
-        "article_id": comment.article.external_id,
+        "article_id": comment.article_external_id,
     }
 
 
 @blueprint.route("/comments/<path:comment_id>", methods=["GET"])
 def get_comment(comment_id):
     """A stored comment exactly as it was received, with its current status and scores."""
-    comment = None if "\x00" in comment_id or len(comment_id) > 255 else \
-        db().scalar(select(Comment).where(Comment.external_id == comment_id))
+    comment = None if "\x00" in comment_id or len(comment_id) > 255 else stored_comment(db(), comment_id)
     if comment is None:
         raise ApiError(404, "not_found", f"there is no comment {comment_id!r}")
-    return jsonify(comment_json(Received(comment, latest_score(db(), comment), "unchanged")))
+    return jsonify(comment_json(comment))
 
 
 @blueprint.route("/articles/<path:article_id>", methods=["PUT"])

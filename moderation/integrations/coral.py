@@ -48,10 +48,10 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import select
 
 from ..api.errors import error_response
-from ..comments.models import PENDING, REJECTED, Article, Comment
+from ..comments.models import PENDING, REJECTED, Article
 from ..registry import NoModelError
 from ..scorer import Scorer
-from ..service import MAX_ID_CHARS, IncomingComment, receive_comment
+from ..service import MAX_ID_CHARS, IncomingComment, StoredComment, receive_comment
 from ..validation import InputError, check_text
 from ..web import csrf, db, scorer
 
@@ -200,7 +200,7 @@ def _refusal(error: InputError):
     return error_response(400, "invalid_field", str(error).replace(f"'{error.field}'", f"'{field}'"), field)
 
 
-def coral_answer(comment: Comment) -> dict | None:
+def coral_answer(comment: StoredComment) -> dict | None:
     """What Coral should do with the comment: nothing (None) when Palabre publishes it, else hold or reject it, saying why."""
     held = comment.status == PENDING and comment.review_reason != "sample"
     if not held and comment.status != REJECTED:
