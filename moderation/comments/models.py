@@ -43,6 +43,7 @@ class Comment(Base):
     __table_args__ = (
         Index("ix_comments_queue", "status", "priority", "id"),
         Index("ix_comments_article_queue", "article_id", "status", "priority", "id"),
+        Index("ix_comments_thread", "article_id", "status", "received_at"),
         Index("ix_comments_claims", "status", "claimed_until"),
         Index("ix_comments_author", "author_id"),
     )
