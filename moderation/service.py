@@ -9,7 +9,7 @@ views, the API and the CLI call these and do not repeat them.
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import bindparam, insert, or_, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -44,12 +44,10 @@ MAX_ID_CHARS = 255
 STATUS_OF = {PUBLISH: PUBLISHED, REVIEW: PENDING, REJECT: REJECTED}
 ARTICLES, COMMENTS, REVISIONS, SCORES, DECISIONS = (model.__table__ for model in (Article, Comment, Revision, Score, Decision))
 # Built once: receiving runs for every comment a site sends, and building a statement costs as much as running it.
-_FIND_ARTICLE = select(ARTICLES.c.id, ARTICLES.c.title, ARTICLES.c.body, ARTICLES.c.url, ARTICLES.c.premoderated) \
-    .where(ARTICLES.c.external_id == bindparam("external_id"))
-_FIND_COMMENT = select(COMMENTS.c.id, COMMENTS.c.text, COMMENTS.c.revision).where(COMMENTS.c.external_id == bindparam("external_id"))
-_THREAD = select(COMMENTS.c.text) \
-    .where(COMMENTS.c.article_id == bindparam("article_id"), COMMENTS.c.status == PUBLISHED, COMMENTS.c.id != bindparam("leave_out")) \
-    .order_by(COMMENTS.c.received_at.desc()).limit(THREAD_COMMENTS)
+_FIND_ARTICLES = select(ARTICLES.c.id, ARTICLES.c.external_id, ARTICLES.c.title, ARTICLES.c.body, ARTICLES.c.url,
+                        ARTICLES.c.premoderated).where(ARTICLES.c.external_id.in_(bindparam("ids", expanding=True)))
+_FIND_COMMENTS = select(COMMENTS.c.id, COMMENTS.c.external_id, COMMENTS.c.text, COMMENTS.c.revision) \
+    .where(COMMENTS.c.external_id.in_(bindparam("ids", expanding=True)))
 _STORED = select(
     COMMENTS.c.id, COMMENTS.c.external_id, COMMENTS.c.article_id, ARTICLES.c.external_id.label("article_external_id"),
     COMMENTS.c.text, COMMENTS.c.revision, COMMENTS.c.status, COMMENTS.c.suggestion, COMMENTS.c.review_reason,
@@ -58,9 +56,8 @@ _STORED = select(
 ).join(ARTICLES, ARTICLES.c.id == COMMENTS.c.article_id) \
     .join(REVISIONS, (REVISIONS.c.comment_id == COMMENTS.c.id) & (REVISIONS.c.number == COMMENTS.c.revision)) \
     .join(SCORES, SCORES.c.revision_id == REVISIONS.c.id) \
-    .where(COMMENTS.c.external_id == bindparam("external_id")).order_by(SCORES.c.id.desc()).limit(1)
-_INSERT_ARTICLE, _INSERT_COMMENT, _INSERT_REVISION, _INSERT_SCORE, _INSERT_DECISION = (
-    insert(table).returning(table.c.id) for table in (ARTICLES, COMMENTS, REVISIONS, SCORES, DECISIONS))
+    .where(COMMENTS.c.external_id.in_(bindparam("ids", expanding=True))).order_by(SCORES.c.id)
+_INSERT_ARTICLE = insert(ARTICLES).returning(ARTICLES.c.id)
 
 
 class Refused(Exception):
@@ -157,18 +154,48 @@ class _ArticleContext:
 
 def receive_comment(session: Session, scorer: Scorer, incoming: IncomingComment, now: datetime | None = None) -> Received:
     """Score, decide and store one comment; the same id and text again returns what is stored."""
-    _check_incoming(incoming)
+    result = receive_comments(session, scorer, [incoming], now)[0]
+    if isinstance(result, InputError):
+        raise result
+    return result
+
+
+def receive_comments(session: Session, scorer: Scorer, incomings: list[IncomingComment],
+                     now: datetime | None = None) -> list[Received | InputError]:
+    """Receive many comments in one transaction; each gets what became of it, or the error refusing it, in order.
+
+    One transaction and a dozen statements for the lot, whatever their number: this is how a
+    busy site's comments (and the batch endpoint's) are stored at the rate they come.
+    """
     now = now or utcnow()
-    try:
-        return _receive_and_commit(session, scorer, incoming, now)
-    except IntegrityError:
-        return _receive_and_commit(session, scorer, incoming, now)  # it arrived twice at once: this time it is found
+    results: list[Received | InputError | None] = [None] * len(incomings)
+    rounds: list[dict[str, int]] = []  # the same id twice is an edit of what the round before stored
+    for index, incoming in enumerate(incomings):
+        try:
+            _check_incoming(incoming)
+        except InputError as error:
+            results[index] = error
+            continue
+        free = next((batch for batch in rounds if incoming.id not in batch), None)
+        if free is None:
+            free = {}
+            rounds.append(free)
+        free[incoming.id] = index
+    for batch in rounds:
+        indexes = list(batch.values())
+        try:
+            received = _receive_and_commit(session, scorer, [incomings[i] for i in indexes], now)
+        except IntegrityError:  # some arrived twice at once, through another process: this time they are found
+            received = _receive_and_commit(session, scorer, [incomings[i] for i in indexes], now)
+        for index, one in zip(indexes, received):
+            results[index] = one
+    return results
 
 
-def _receive_and_commit(session: Session, scorer: Scorer, incoming: IncomingComment, now: datetime) -> Received:
-    """One attempt at receiving, committed, or rolled back entirely."""
+def _receive_and_commit(session: Session, scorer: Scorer, batch: list[IncomingComment], now: datetime) -> list[Received]:
+    """One attempt at receiving comments with distinct ids, committed, or rolled back entirely."""
     try:
-        received = _receive(session, scorer, incoming, now)
+        received = _receive(session, scorer, batch, now)
         session.commit()
         return received
     except BaseException:
@@ -190,51 +217,98 @@ def _check_incoming(incoming: IncomingComment) -> None:
         raise InputError("'created_at' must be a date and time with its time zone", "created_at")
 
 
-def _receive(session: Session, scorer: Scorer, incoming: IncomingComment, now: datetime) -> Received:
-    """The body of receive_comment, inside its transaction.
+def _receive(session: Session, scorer: Scorer, batch: list[IncomingComment], now: datetime) -> list[Received]:
+    """The body of receive_comments for comments with distinct ids, inside its transaction.
 
-    Core statements rather than the ORM's unit of work: this runs for every comment a site
-    sends, and the ORM's bookkeeping cost more than scoring the comment.
+    Core statements, each for the whole batch, rather than the ORM's unit of work: this runs for
+    every comment a site sends, and the ORM's bookkeeping cost more than scoring the comment.
     """
-    article = _article(session, incoming)
-    current = session.execute(_FIND_COMMENT, {"external_id": incoming.id}).first()
-    if current is not None and current.text == incoming.text:
-        return Received(stored_comment(session, incoming.id), "unchanged")
+    articles = _articles(session, batch)
+    current = {row.external_id: row for row in session.execute(_FIND_COMMENTS, {"ids": [one.id for one in batch]})}
+    fresh = [one for one in batch if one.id not in current or current[one.id].text != one.text]
+    unchanged = _stored(session, [one.id for one in batch if one.id in current and current[one.id].text == one.text])
+    threads = _threads(session, {articles[one.article_id].id for one in fresh})
+    site = settings.current(session)
+    made = [_made(scorer, site, one, current.get(one.id), articles[one.article_id], threads, now) for one in fresh]
+    _insert_comments(session, made, now)
+    revision_ids = _insert_many(session, REVISIONS, [
+        {"comment_id": m.comment_id, "number": m.number, "text": m.incoming.text, "received_at": now} for m in made])
+    score_ids = _insert_many(session, SCORES, [
+        {"revision_id": revision_id, "model_version": scorer.version, "toxic": m.scores["toxic"], "off_topic": m.scores["off_topic"],
+         "labels": m.verdict.labels, "explanation": m.explanation, "decision": m.verdict.decision, "created_at": now}
+        for m, revision_id in zip(made, revision_ids)])
+    decision_ids = _insert_many(session, DECISIONS, [
+        {"comment_id": m.comment_id, "revision": m.number, "status": m.values["status"], "decided_by": BY_MODEL,
+         "reason": m.verdict.reason, "created_at": now} for m in made])
+    webhooks.enqueue(session, [
+        (m.comment_id, decision_id, event_data(m.incoming.id, m.article.external_id, m.values["status"], BY_MODEL,
+                                               m.verdict.reason, m.scores))
+        for m, decision_id in zip(made, decision_ids) if m.verdict.decision != REVIEW], now)
+    if made:
+        _note_model_version(session, scorer)
+    stored = {m.incoming.id: m.stored(score_id, scorer.version) for m, score_id in zip(made, score_ids)}
+    return [Received(unchanged[one.id], "unchanged") if one.id in unchanged else
+            Received(stored[one.id], "created" if one.id not in current else "edited") for one in batch]
+
+
+@dataclass
+class _Made:
+    """A new revision of a comment, scored and decided, on its way into the tables."""
+
+    incoming: IncomingComment
+    article: _ArticleContext
+    comment_id: int | None
+    number: int
+    scores: dict
+    explanation: dict
+    verdict: "_Verdict"
+    values: dict
+
+    def stored(self, score_id: int, model_version: str) -> StoredComment:
+        """The comment as it now stands."""
+        return StoredComment(
+            id=self.comment_id, external_id=self.incoming.id, article_id=self.article.id,
+            article_external_id=self.article.external_id, text=self.incoming.text, revision=self.number,
+            status=self.values["status"], suggestion=self.values["suggestion"], review_reason=self.verdict.review_reason,
+            decided_by=self.values["decided_by"], toxic=self.scores["toxic"], off_topic=self.scores["off_topic"],
+            labels=self.verdict.labels, score_id=score_id, decision=self.verdict.decision, explanation=self.explanation,
+            model_version=model_version,
+        )
+
+
+def _made(scorer: Scorer, site: settings.SiteSettings, incoming: IncomingComment, current, article: _ArticleContext,
+          threads: dict[int, list[tuple[int, str]]], now: datetime) -> _Made:
+    """Score one new comment or edit against its article and thread, and apply the site's policy."""
+    comment_id = current.id if current is not None else None
     number = 1 if current is None else current.revision + 1
-    result = scorer.score(incoming.text, {"title": article.title, "body": article.body,
-                                          "comments": _thread(session, article.id, current and current.id)})
+    thread = [text for other_id, text in threads.get(article.id, []) if other_id != comment_id][:THREAD_COMMENTS]
+    result = scorer.score(incoming.text, {"title": article.title, "body": article.body, "comments": thread})
     scores = {"toxic": result["toxic"], "off_topic": result["off_topic"]}
-    verdict = _policy_verdict(session, scorer, scores, article.premoderated, f"{incoming.id}#{number}")
+    verdict = _policy_verdict(site, scorer, scores, article.premoderated, f"{incoming.id}#{number}")
     values = _current_values(incoming, number, scores, verdict, priority(scores, now, article.premoderated), now)
-    if current is None:
-        comment_id = session.execute(_INSERT_COMMENT, {
-            "external_id": incoming.id, "article_id": article.id, "created_at": incoming.created_at or now, **values,
-        }).scalar_one()
-    else:
-        comment_id = current.id
-        session.execute(update(COMMENTS).where(COMMENTS.c.id == comment_id).values(**values))
-    revision_id = session.execute(_INSERT_REVISION, {"comment_id": comment_id, "number": number, "text": incoming.text,
-                                                     "received_at": now}).scalar_one()
-    score_id = session.execute(_INSERT_SCORE, {
-        "revision_id": revision_id, "model_version": scorer.version, "toxic": scores["toxic"], "off_topic": scores["off_topic"],
-        "labels": verdict.labels, "explanation": result["explanation"], "decision": verdict.decision, "created_at": now,
-    }).scalar_one()
-    decision_id = session.execute(_INSERT_DECISION, {
-        "comment_id": comment_id, "revision": number, "status": values["status"], "decided_by": BY_MODEL,
-        "reason": verdict.reason, "created_at": now,
-    }).scalar_one()
-    if verdict.decision != REVIEW:
-        webhooks.enqueue(session, comment_id, decision_id, event_data(
-            incoming.id, article.external_id, values["status"], BY_MODEL, verdict.reason, scores), now)
-    _note_model_version(session, scorer)
-    stored = StoredComment(
-        id=comment_id, external_id=incoming.id, article_id=article.id, article_external_id=article.external_id,
-        text=incoming.text, revision=number, status=values["status"], suggestion=values["suggestion"],
-        review_reason=verdict.review_reason, decided_by=values["decided_by"], toxic=scores["toxic"],
-        off_topic=scores["off_topic"], labels=verdict.labels, score_id=score_id, decision=verdict.decision,
-        explanation=result["explanation"], model_version=scorer.version,
-    )
-    return Received(stored, "created" if current is None else "edited")
+    return _Made(incoming, article, comment_id, number, scores, result["explanation"], verdict, values)
+
+
+def _insert_comments(session: Session, made: list[_Made], now: datetime) -> None:
+    """Insert the new comments (noting their ids) and update the edited ones."""
+    edited = [m for m in made if m.comment_id is not None]
+    new = [m for m in made if m.comment_id is None]
+    ids = _insert_many(session, COMMENTS, [
+        {"external_id": m.incoming.id, "article_id": m.article.id, "created_at": m.incoming.created_at or now, **m.values,
+         "author_id": m.incoming.author_id, "author_name": m.incoming.author_name, "language": m.incoming.language or None}
+        for m in new])
+    for m, comment_id in zip(new, ids):
+        m.comment_id = comment_id
+    for m in edited:  # an edit that leaves out the author or language keeps them
+        kept = {field: value for field in ("author_id", "author_name", "language") if (value := getattr(m.incoming, field))}
+        session.execute(update(COMMENTS).where(COMMENTS.c.id == m.comment_id).values(**m.values, **kept))
+
+
+def _insert_many(session: Session, table, rows: list[dict]) -> list[int]:
+    """Insert rows in one statement (or few); their new ids, in the rows' order."""
+    if not rows:
+        return []
+    return list(session.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows))
 
 
 def event_data(comment_id: str, article_id: str, status: str, decided_by: str, reason: str | None, scores: dict) -> dict:
@@ -259,9 +333,8 @@ class _Verdict:
         return self.labels[0] if self.labels else None
 
 
-def _policy_verdict(session: Session, scorer: Scorer, scores: dict, premoderated: bool, sample_key: str) -> _Verdict:
+def _policy_verdict(site: settings.SiteSettings, scorer: Scorer, scores: dict, premoderated: bool, sample_key: str) -> _Verdict:
     """Labels and decision under the site's thresholds, with pre-moderation and the QA sample."""
-    site = settings.current(session)
     policy = site.policy(scorer.policy)
     labels = policy.labels(scores)
     decision = policy.decide(scores, premoderated)
@@ -274,7 +347,7 @@ def _current_values(incoming: IncomingComment, number: int, scores: dict, verdic
                     now: datetime) -> dict:
     """The comment row's columns for its new revision: text, scores and status (what the queue reads)."""
     decided = verdict.decision != REVIEW
-    values = {
+    return {
         "text": incoming.text, "revision": number, "received_at": now,
         "toxic": scores["toxic"], "off_topic": scores["off_topic"], "top_score": max(scores.values()),
         "toxic_flag": "toxic" in verdict.labels, "off_topic_flag": "off_topic" in verdict.labels,
@@ -283,38 +356,60 @@ def _current_values(incoming: IncomingComment, number: int, scores: dict, verdic
         "decided_by": BY_MODEL if decided else None, "decided_at": now if decided else None,
         "claimed_by_id": None, "claimed_until": None,
     }
-    for field in ("author_id", "author_name"):
-        if getattr(incoming, field) is not None:  # an edit that leaves them out keeps them
-            values[field] = getattr(incoming, field)
-    if incoming.language:
-        values["language"] = incoming.language
-    return values
 
 
-def _article(session: Session, incoming: IncomingComment) -> _ArticleContext:
-    """The comment's article, created or updated from what the site sent."""
-    sent = {field: value for field in ("title", "body", "url") if (value := getattr(incoming, f"article_{field}")) is not None}
-    row = session.execute(_FIND_ARTICLE, {"external_id": incoming.article_id}).first()
-    if row is None:
-        values = {"title": "", "body": "", **sent}
-        article_id = session.execute(_INSERT_ARTICLE, {"external_id": incoming.article_id, **values}).scalar_one()
-        return _ArticleContext(article_id, incoming.article_id, values["title"], values["body"], False)
-    changed = {field: value for field, value in sent.items() if getattr(row, field) != value}
-    if changed:
-        session.execute(update(ARTICLES).where(ARTICLES.c.id == row.id).values(**changed))
-    return _ArticleContext(row.id, incoming.article_id, changed.get("title", row.title), changed.get("body", row.body),
-                           row.premoderated)
+def _articles(session: Session, batch: list[IncomingComment]) -> dict[str, _ArticleContext]:
+    """The batch's articles by external id, created or updated from what the site sent (the latest comment's say wins)."""
+    sent: dict[str, dict] = {}
+    for incoming in batch:
+        sent.setdefault(incoming.article_id, {}).update(
+            {field: value for field in ("title", "body", "url") if (value := getattr(incoming, f"article_{field}")) is not None})
+    rows = {row.external_id: row for row in session.execute(_FIND_ARTICLES, {"ids": list(sent)})}
+    found = {}
+    for external_id, fields in sent.items():
+        row = rows.get(external_id)
+        if row is None:
+            values = {"title": "", "body": "", "url": None, **fields}
+            article_id = session.execute(_INSERT_ARTICLE, {"external_id": external_id, **values}).scalar_one()
+            found[external_id] = _ArticleContext(article_id, external_id, values["title"], values["body"], False)
+            continue
+        changed = {field: value for field, value in fields.items() if getattr(row, field) != value}
+        if changed:
+            session.execute(update(ARTICLES).where(ARTICLES.c.id == row.id).values(**changed))
+        found[external_id] = _ArticleContext(row.id, external_id, changed.get("title", row.title),
+                                             changed.get("body", row.body), row.premoderated)
+    return found
 
 
-def _thread(session: Session, article_id: int, comment_id: int | None) -> list[str]:
-    """The article's latest published comments: on-topic context for the off_topic score."""
-    return list(session.scalars(_THREAD, {"article_id": article_id, "leave_out": comment_id or 0}))
+def _threads(session: Session, article_ids: set[int]) -> dict[int, list[tuple[int, str]]]:
+    """Each article's latest published comments, newest first, as (id, text): on-topic context for the off_topic score.
+
+    One more than a thread holds, so that an edited comment can leave itself out; one indexed,
+    limited read per article, sent as one statement.
+    """
+    if not article_ids:
+        return {}
+    latest = [select(COMMENTS.c.article_id, COMMENTS.c.id, COMMENTS.c.text, COMMENTS.c.received_at)
+              .where(COMMENTS.c.article_id == article_id, COMMENTS.c.status == PUBLISHED)
+              .order_by(COMMENTS.c.received_at.desc()).limit(THREAD_COMMENTS + 1).subquery()
+              for article_id in sorted(article_ids)]
+    threads: dict[int, list[tuple[int, str]]] = {}
+    for row in session.execute(union_all(*(select(part) for part in latest))):
+        threads.setdefault(row.article_id, []).append((row.received_at, row.id, row.text))
+    return {article_id: [(comment_id, text) for _, comment_id, text in sorted(rows, reverse=True)]
+            for article_id, rows in threads.items()}
+
+
+def _stored(session: Session, external_ids: list[str]) -> dict[str, StoredComment]:
+    """Comments as stored now, with their current revision's latest score, by external id."""
+    if not external_ids:
+        return {}
+    return {row.external_id: StoredComment(**row._mapping) for row in session.execute(_STORED, {"ids": external_ids})}
 
 
 def stored_comment(session: Session, external_id: str) -> StoredComment | None:
     """A comment as stored now, with its current revision's latest score; None if there is no such comment."""
-    row = session.execute(_STORED, {"external_id": external_id}).first()
-    return None if row is None else StoredComment(**row._mapping)
+    return _stored(session, [external_id]).get(external_id)
 
 
 def _note_model_version(session: Session, scorer: Scorer) -> None:
@@ -364,8 +459,8 @@ def decide(session: Session, comment_id: int, moderator: User, status: str, reas
         session.add(decision)
         session.flush()
         session.refresh(comment)
-        webhooks.enqueue(session, comment.id, decision.id, event_data(
-            comment.external_id, comment.article.external_id, status, BY_MODERATOR, reason, comment.scores), now)
+        webhooks.enqueue(session, [(comment.id, decision.id, event_data(
+            comment.external_id, comment.article.external_id, status, BY_MODERATOR, reason, comment.scores))], now)
         session.commit()
     except BaseException:
         session.rollback()

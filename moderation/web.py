@@ -16,6 +16,7 @@ from .api.errors import error_response, http_error_response
 from .api.limits import RateLimiter
 from .auth.models import LANGUAGES, User
 from .database import MAX_ID, Database, utcnow
+from .intake import Intake
 from .registry import ActiveScorer, Registry
 from .scorer import LENGTH_TERM, NEGATED_TERM, QUOTED_TERM, RELEVANCE_TERM, Scorer
 
@@ -58,6 +59,7 @@ def init_app(app) -> None:
     """Wire the database, the scorer, login, CSRF and translations into the app."""
     app.extensions["palabre.database"] = Database(app.config["DATABASE_URL"])
     app.extensions["palabre.scorer"] = ActiveScorer(Registry(app.config["MODELS_DIR"]), app.config["MODEL_CHECK_SECONDS"])
+    app.extensions["palabre.intake"] = Intake(app.extensions["palabre.database"], app.extensions["palabre.scorer"].get)
     app.extensions["palabre.rate_limiter"] = RateLimiter(app.config["API_RATE_PER_SECOND"], app.config["API_RATE_BURST"])
     app.teardown_appcontext(_close_session)
     login_manager.init_app(app)
@@ -112,6 +114,11 @@ def _close_session(error=None) -> None:
     session_ = g.pop("db", None)
     if session_ is not None:
         session_.close()
+
+
+def intake() -> Intake:
+    """Where API requests hand their comments, to be received together with whatever else is arriving."""
+    return current_app.extensions["palabre.intake"]
 
 
 def scorer() -> Scorer:

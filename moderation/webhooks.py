@@ -17,11 +17,11 @@ import time
 from datetime import datetime, timedelta
 from urllib.parse import SplitResult, urlsplit
 
-from sqlalchemy import Integer, String, Text, cast, func, insert, literal, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from .admin.models import ApiClient, Delivery, DeliveryAttempt
-from .database import Database, UTCDateTime, utcnow
+from .database import Database, utcnow
 
 EVENT_TYPE = "comment.decided"
 RETRY_FOR = timedelta(hours=24)
@@ -33,6 +33,8 @@ SEND_FOR = (LEASE - 2 * timedelta(seconds=TIMEOUT_SECONDS)).total_seconds()  # t
 MAX_ANSWER = 64 * 1024  # a receiver's answer read before its connection is reused; a longer one closes it
 CONNECTIONS = {"http": http.client.HTTPConnection, "https": http.client.HTTPSConnection}
 log = logging.getLogger(__name__)
+_WEBHOOK_CLIENTS = select(ApiClient.__table__.c.id).where(ApiClient.__table__.c.webhook_url.is_not(None),
+                                                          ApiClient.__table__.c.revoked_at.is_(None))
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -40,19 +42,22 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def enqueue(session: Session, comment_id: int, decision_id: int, data: dict, now: datetime) -> None:
-    """Write one event per client with a webhook URL, in the caller's transaction, with one INSERT ... SELECT.
+def enqueue(session: Session, events: list[tuple[int, int, dict]], now: datetime) -> None:
+    """Write (comment id, decision id, data) events for every client with a webhook URL, in the caller's transaction.
 
     The stored body leaves out the event id, which differs per client; it is added when sending.
     """
-    clients = ApiClient.__table__
-    body = json.dumps({"type": EVENT_TYPE, "created_at": now.isoformat(), "data": data}, ensure_ascii=False, separators=(",", ":"))
-    session.execute(insert(Delivery.__table__).from_select(
-        ["event_id", "client_id", "comment_id", "body", "created_at", "next_attempt_at", "attempts"],
-        select(literal(f"evt_{decision_id}_") + cast(clients.c.id, String), clients.c.id, literal(comment_id, Integer),
-               literal(body, Text), literal(now, UTCDateTime), literal(now, UTCDateTime), literal(0, Integer))
-        .where(clients.c.webhook_url.is_not(None), clients.c.revoked_at.is_(None)),
-    ))
+    if not events:
+        return
+    clients = list(session.scalars(_WEBHOOK_CLIENTS))
+    rows = []
+    for comment_id, decision_id, data in events:
+        body = json.dumps({"type": EVENT_TYPE, "created_at": now.isoformat(), "data": data}, ensure_ascii=False,
+                          separators=(",", ":"))
+        rows.extend({"event_id": f"evt_{decision_id}_{client_id}", "client_id": client_id, "comment_id": comment_id,
+                     "body": body, "created_at": now, "next_attempt_at": now, "attempts": 0} for client_id in clients)
+    if rows:
+        session.execute(insert(Delivery.__table__), rows)
 
 
 def due(session: Session, now: datetime, limit: int) -> list[int]:

@@ -6,9 +6,9 @@ from sqlalchemy import func, select
 from ..comments.models import PENDING, Article, Comment
 from ..queue.listing import explanations
 from ..registry import NoModelError
-from ..service import IncomingComment, Received, StoredComment, receive_comment, save_article, stored_comment
+from ..service import IncomingComment, Received, StoredComment, receive_comments, save_article, stored_comment
 from ..validation import InputError
-from ..web import csrf, db, scorer
+from ..web import csrf, db, intake, scorer
 from .clients import KeyRefused, authenticate
 from .errors import ApiError, error_response
 from .openapi import document
@@ -78,25 +78,35 @@ def post_comment():
 
 @blueprint.route("/comments/batch", methods=["POST"])
 def post_batch():
-    """Receive up to 500 comments; each gets its own result or its own error, in order."""
+    """Receive up to 500 comments in one transaction; each gets its own result or its own error, in order."""
     comments = field(json_body(), "comments", list, required=True)
     if len(comments) > MAX_BATCH:
         raise InputError(f"'comments' holds {len(comments)} comments; the limit is {MAX_BATCH}", "comments")
-    results = []
+    read: list[IncomingComment | InputError] = []
     for index, item in enumerate(comments):
         try:
             if not isinstance(item, dict):
                 raise InputError(f"'comments[{index}]' must be an object", f"comments[{index}]")
-            received = _receive(item)
-            results.append({**comment_json(received.comment), "outcome": received.outcome})
+            read.append(_incoming(item))
         except InputError as error:
-            results.append({"id": item.get("id") if isinstance(item, dict) else None,
-                            "error": {"code": "invalid_field", "message": str(error), "field": error.field}})
-    return jsonify(results=results)
+            read.append(error)
+    accepted = [item for item in read if isinstance(item, IncomingComment)]
+    received = iter(receive_comments(db(), scorer(), accepted))
+    results = [item if isinstance(item, InputError) else next(received) for item in read]
+    return jsonify(results=[
+        {**comment_json(result.comment), "outcome": result.outcome} if isinstance(result, Received) else
+        {"id": item.get("id") if isinstance(item, dict) else None,
+         "error": {"code": "invalid_field", "message": str(result), "field": result.field}}
+        for item, result in zip(comments, results)])
 
 
 def _receive(body: dict) -> Received:
-    """Read one comment object and hand it to the service."""
+    """Read one comment object and hand it to the intake, with whatever else is arriving."""
+    return intake().receive(_incoming(body))
+
+
+def _incoming(body: dict) -> IncomingComment:
+    """One comment object read into what the service takes; an unknown article without a title is refused."""
     article = field(body, "article", dict, required=True)
     author = field(body, "author", dict) or {}
     incoming = IncomingComment(
@@ -110,7 +120,7 @@ def _receive(body: dict) -> Received:
     if incoming.article_title is None and db().scalar(select(Article.id).where(Article.external_id == incoming.article_id)) is None:
         raise ApiError(422, "unknown_article", f"article {incoming.article_id!r} is unknown: send its title (and body) "
                        "with this comment, or create it first with PUT /api/v1/articles/{id}", "article.title")
-    return receive_comment(db(), scorer(), incoming)
+    return incoming
 
 
 def _author_id(author: dict) -> str | None:

@@ -51,9 +51,9 @@ from ..api.errors import error_response
 from ..comments.models import PENDING, REJECTED, Article
 from ..registry import NoModelError
 from ..scorer import Scorer
-from ..service import MAX_ID_CHARS, IncomingComment, StoredComment, receive_comment
+from ..service import MAX_ID_CHARS, IncomingComment, StoredComment
 from ..validation import InputError, check_text
-from ..web import csrf, db, scorer
+from ..web import csrf, db, intake
 
 blueprint = Blueprint("coral", __name__)
 csrf.exempt(blueprint)
@@ -84,7 +84,7 @@ def moderate():
     if problem:
         return error_response(401, *problem)
     try:
-        received = receive_comment(db(), PlainTextScorer(scorer()), incoming(read_payload(raw)))
+        received = intake().receive(incoming(read_payload(raw)), reading=PlainTextScorer)
     except InputError as error:
         return _refusal(error)
     except NoModelError as error:
