@@ -108,6 +108,15 @@ class IncomingComment:
     author_name: str | None = None
     created_at: datetime | None = None
     language: str | None = None
+    article_fallback_title: str | None = None  # the title of an article first seen with this comment, when none is sent
+
+
+class UnknownArticle(InputError):
+    """A comment on an article Palabre has never seen, sent without the article's title."""
+
+    def __init__(self, article_id: str):
+        super().__init__(f"article {article_id!r} is unknown: send its title (and body) with this comment, or create it "
+                         "first with PUT /api/v1/articles/{id}", "article.title")
 
 
 @dataclass(frozen=True)
@@ -192,7 +201,8 @@ def receive_comments(session: Session, scorer: Scorer, incomings: list[IncomingC
     return results
 
 
-def _receive_and_commit(session: Session, scorer: Scorer, batch: list[IncomingComment], now: datetime) -> list[Received]:
+def _receive_and_commit(session: Session, scorer: Scorer, batch: list[IncomingComment],
+                        now: datetime) -> list[Received | InputError]:
     """One attempt at receiving comments with distinct ids, committed, or rolled back entirely."""
     try:
         received = _receive(session, scorer, batch, now)
@@ -217,13 +227,15 @@ def _check_incoming(incoming: IncomingComment) -> None:
         raise InputError("'created_at' must be a date and time with its time zone", "created_at")
 
 
-def _receive(session: Session, scorer: Scorer, batch: list[IncomingComment], now: datetime) -> list[Received]:
+def _receive(session: Session, scorer: Scorer, everything: list[IncomingComment], now: datetime) -> list[Received | InputError]:
     """The body of receive_comments for comments with distinct ids, inside its transaction.
 
     Core statements, each for the whole batch, rather than the ORM's unit of work: this runs for
     every comment a site sends, and the ORM's bookkeeping cost more than scoring the comment.
     """
-    articles = _articles(session, batch)
+    articles = _articles(session, everything)
+    refused = {one.id: UnknownArticle(one.article_id) for one in everything if one.article_id not in articles}
+    batch = [one for one in everything if one.id not in refused]
     current = {row.external_id: row for row in session.execute(_FIND_COMMENTS, {"ids": [one.id for one in batch]})}
     fresh = [one for one in batch if one.id not in current or current[one.id].text != one.text]
     unchanged = _stored(session, [one.id for one in batch if one.id in current and current[one.id].text == one.text])
@@ -247,8 +259,8 @@ def _receive(session: Session, scorer: Scorer, batch: list[IncomingComment], now
     if made:
         _note_model_version(session, scorer)
     stored = {m.incoming.id: m.stored(score_id, scorer.version) for m, score_id in zip(made, score_ids)}
-    return [Received(unchanged[one.id], "unchanged") if one.id in unchanged else
-            Received(stored[one.id], "created" if one.id not in current else "edited") for one in batch]
+    return [refused[one.id] if one.id in refused else Received(unchanged[one.id], "unchanged") if one.id in unchanged else
+            Received(stored[one.id], "created" if one.id not in current else "edited") for one in everything]
 
 
 @dataclass
@@ -359,17 +371,25 @@ def _current_values(incoming: IncomingComment, number: int, scores: dict, verdic
 
 
 def _articles(session: Session, batch: list[IncomingComment]) -> dict[str, _ArticleContext]:
-    """The batch's articles by external id, created or updated from what the site sent (the latest comment's say wins)."""
+    """The batch's articles by external id, created or updated from what the site sent (the latest comment's say wins).
+
+    An unknown article sent with no title (nor a fallback title) is left out: its comments are refused.
+    """
     sent: dict[str, dict] = {}
+    fallback: dict[str, str] = {}
     for incoming in batch:
         sent.setdefault(incoming.article_id, {}).update(
             {field: value for field in ("title", "body", "url") if (value := getattr(incoming, f"article_{field}")) is not None})
+        if incoming.article_fallback_title is not None:
+            fallback.setdefault(incoming.article_id, incoming.article_fallback_title)
     rows = {row.external_id: row for row in session.execute(_FIND_ARTICLES, {"ids": list(sent)})}
     found = {}
     for external_id, fields in sent.items():
         row = rows.get(external_id)
+        if row is None and "title" not in fields and external_id not in fallback:
+            continue
         if row is None:
-            values = {"title": "", "body": "", "url": None, **fields}
+            values = {"title": fallback.get(external_id, ""), "body": "", "url": None, **fields}
             article_id = session.execute(_INSERT_ARTICLE, {"external_id": external_id, **values}).scalar_one()
             found[external_id] = _ArticleContext(article_id, external_id, values["title"], values["body"], False)
             continue

@@ -9,8 +9,19 @@ from sqlalchemy import func, select
 from moderation import settings
 from moderation.comments.models import Article, Comment, Decision, Revision, Score
 from moderation.database import utcnow
+from moderation.intake import Intake
 from moderation.policy import LabelThresholds
-from moderation.service import AlreadyDecided, ClaimedByOther, Edited, claim, decide, receive_comment, set_premoderation
+from moderation.service import (
+    AlreadyDecided,
+    ClaimedByOther,
+    Edited,
+    Received,
+    claim,
+    decide,
+    receive_comment,
+    receive_comments,
+    set_premoderation,
+)
 from moderation.validation import InputError
 
 from .conftest import add_user, incoming
@@ -254,3 +265,52 @@ def test_migrations_are_safe_to_run_again(database, session, scorer, no_sample):
     receive_comment(session, scorer, incoming("kept", OPINION))
     database.upgrade()
     assert session.scalars(select(Comment.text)).all() == [OPINION]
+
+
+def test_a_batch_is_stored_in_order_refusing_only_its_bad_comments(session, scorer, no_sample):
+    results = receive_comments(session, scorer, [
+        incoming("b1", OPINION),
+        incoming("b2", "a\x00b"),
+        incoming("b3", INSULT, article="inconnu", article_title=None, article_body=None),
+        incoming("b1", OPINION),
+        incoming("b1", INSULT),
+        incoming("b4", SPAM, article="nouveau", article_title="Un autre article"),
+    ])
+    assert [type(result).__name__ for result in results] == ["Received", "InputError", "UnknownArticle", "Received", "Received",
+                                                             "Received"]
+    assert [result.outcome for result in results if isinstance(result, Received)] == ["created", "unchanged", "edited", "created"]
+    assert "'inconnu' is unknown" in str(results[2]) and results[2].field == "article.title"
+    assert results[4].comment.revision == 2 and results[4].comment.status == "pending"
+    assert session.scalars(select(Article.external_id).order_by(Article.external_id)).all() == ["nouveau", "politique-test"]
+    assert (count(session, Comment), count(session, Revision), count(session, Decision)) == (2, 3, 3)
+
+
+def test_an_edit_is_scored_against_its_thread_without_itself(session, scorer, no_sample):
+    receive_comments(session, scorer, [incoming(f"t{n}", f"{OPINION} Avis {n}.") for n in range(3)])
+    edited = receive_comment(session, scorer, incoming("t0", INSULT))
+    alone = scorer.score(INSULT, {"title": "Référendum : le projet de nouvelle Constitution soumis au vote",
+                                  "body": incoming("x", "x").article_body,
+                                  "comments": [f"{OPINION} Avis {n}." for n in (2, 1)]})
+    assert edited.comment.off_topic == pytest.approx(alone["off_topic"])
+
+
+def test_comments_handed_over_by_many_threads_at_once_are_each_stored_once(database, scorer, no_sample):
+    intake = Intake(database, lambda: scorer, max_batch=8)
+    results: dict[str, object] = {}
+
+    def send(number: int) -> None:
+        try:
+            results[f"i{number}"] = intake.receive(incoming(f"i{number % 30}", f"{OPINION} Avis {number % 30}."))
+        except Exception as error:  # recorded, so the assertion names it
+            results[f"i{number}"] = error
+
+    threads = [threading.Thread(target=send, args=(number,)) for number in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(isinstance(result, Received) for result in results.values()), results
+    with database.session() as check:
+        assert count(check, Comment) == 30 and count(check, Revision) == 30
+    outcomes = sorted(result.outcome for result in results.values())
+    assert outcomes.count("created") == 30 and outcomes.count("unchanged") == 10

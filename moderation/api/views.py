@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from ..comments.models import PENDING, Article, Comment
 from ..queue.listing import explanations
 from ..registry import NoModelError
-from ..service import IncomingComment, Received, StoredComment, receive_comments, save_article, stored_comment
+from ..service import IncomingComment, Received, StoredComment, UnknownArticle, receive_comments, save_article, stored_comment
 from ..validation import InputError
 from ..web import csrf, db, intake, scorer
 from .clients import KeyRefused, authenticate
@@ -57,6 +57,12 @@ def _input_error(error: InputError):
     return error_response(422, "invalid_field", str(error), error.field)
 
 
+@blueprint.errorhandler(UnknownArticle)
+def _unknown_article(error: UnknownArticle):
+    """A comment on an article never seen, without its title: 422 saying how to introduce the article."""
+    return error_response(422, "unknown_article", str(error), error.field)
+
+
 @blueprint.errorhandler(NoModelError)
 def _no_model(error: NoModelError):
     """Without a model nothing can be scored: 503 saying so."""
@@ -96,7 +102,8 @@ def post_batch():
     return jsonify(results=[
         {**comment_json(result.comment), "outcome": result.outcome} if isinstance(result, Received) else
         {"id": item.get("id") if isinstance(item, dict) else None,
-         "error": {"code": "invalid_field", "message": str(result), "field": result.field}}
+         "error": {"code": "unknown_article" if isinstance(result, UnknownArticle) else "invalid_field",
+                   "message": str(result), "field": result.field}}
         for item, result in zip(comments, results)])
 
 
@@ -106,10 +113,10 @@ def _receive(body: dict) -> Received:
 
 
 def _incoming(body: dict) -> IncomingComment:
-    """One comment object read into what the service takes; an unknown article without a title is refused."""
+    """One comment object read into what the service takes."""
     article = field(body, "article", dict, required=True)
     author = field(body, "author", dict) or {}
-    incoming = IncomingComment(
+    return IncomingComment(
         id=identifier(body, "id"), text=field(body, "text", str, required=True),
         article_id=identifier(article, "id", prefix="article."),
         article_title=field(article, "title", str, prefix="article."), article_body=field(article, "body", str, prefix="article."),
@@ -117,10 +124,6 @@ def _incoming(body: dict) -> IncomingComment:
         author_id=_author_id(author), author_name=field(author, "name", str, prefix="author."),
         created_at=timestamp(body, "created_at"), language=field(body, "language", str),
     )
-    if incoming.article_title is None and db().scalar(select(Article.id).where(Article.external_id == incoming.article_id)) is None:
-        raise ApiError(422, "unknown_article", f"article {incoming.article_id!r} is unknown: send its title (and body) "
-                       "with this comment, or create it first with PUT /api/v1/articles/{id}", "article.title")
-    return incoming
 
 
 def _author_id(author: dict) -> str | None:

@@ -45,15 +45,14 @@ from html import unescape
 from html.parser import HTMLParser
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from sqlalchemy import select
 
 from ..api.errors import error_response
-from ..comments.models import PENDING, REJECTED, Article
+from ..comments.models import PENDING, REJECTED
 from ..registry import NoModelError
 from ..scorer import Scorer
 from ..service import MAX_ID_CHARS, IncomingComment, StoredComment
 from ..validation import InputError, check_text
-from ..web import csrf, db, intake
+from ..web import csrf, intake
 
 blueprint = Blueprint("coral", __name__)
 csrf.exempt(blueprint)
@@ -144,12 +143,10 @@ def incoming(payload: dict) -> IncomingComment:
     article_id = _identifier(story, "id", "story.id") or _text(story, "url", "story.url")
     check_text(article_id, "story.id", MAX_ID_CHARS)
     url, title = _text(story, "url", "story.url"), _story_title(story)
-    if title is None and db().scalar(select(Article.id).where(Article.external_id == article_id)) is None:
-        title = url or article_id
     author_id = _identifier(author, "id", "author.id")
     return IncomingComment(
         id=_identifier(comment, "id", "comment.id") or _derived_id(payload, article_id, author_id, body),
-        text=body, article_id=article_id, article_title=title, article_url=url,
+        text=body, article_id=article_id, article_title=title, article_url=url, article_fallback_title=url or article_id,
         author_id=author_id, author_name=_text(author, "username", "author.username"),
     )
 
