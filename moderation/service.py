@@ -8,6 +8,7 @@ views, the API and the CLI call these and do not repeat them.
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from sqlalchemy import bindparam, insert, or_, select, union_all, update
 from sqlalchemy.exc import IntegrityError
@@ -58,6 +59,8 @@ _STORED = select(
     .join(SCORES, SCORES.c.revision_id == REVISIONS.c.id) \
     .where(COMMENTS.c.external_id.in_(bindparam("ids", expanding=True))).order_by(SCORES.c.id)
 _INSERT_ARTICLE = insert(ARTICLES).returning(ARTICLES.c.id)
+_INSERTS = {table.name: insert(table).returning(table.c.id, sort_by_parameter_order=True) for table in (COMMENTS, REVISIONS, SCORES,
+                                                                                                      DECISIONS)}
 
 
 class Refused(Exception):
@@ -320,7 +323,7 @@ def _insert_many(session: Session, table, rows: list[dict]) -> list[int]:
     """Insert rows in one statement (or few); their new ids, in the rows' order."""
     if not rows:
         return []
-    return list(session.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows))
+    return list(session.scalars(_INSERTS[table.name], rows))
 
 
 def event_data(comment_id: str, article_id: str, status: str, decided_by: str, reason: str | None, scores: dict) -> dict:
@@ -409,15 +412,22 @@ def _threads(session: Session, article_ids: set[int]) -> dict[int, list[tuple[in
     """
     if not article_ids:
         return {}
-    latest = [select(COMMENTS.c.article_id, COMMENTS.c.id, COMMENTS.c.text, COMMENTS.c.received_at)
-              .where(COMMENTS.c.article_id == article_id, COMMENTS.c.status == PUBLISHED)
-              .order_by(COMMENTS.c.received_at.desc()).limit(THREAD_COMMENTS + 1).subquery()
-              for article_id in sorted(article_ids)]
     threads: dict[int, list[tuple[int, str]]] = {}
-    for row in session.execute(union_all(*(select(part) for part in latest))):
+    wanted = {f"article_{index}": article_id for index, article_id in enumerate(sorted(article_ids))}
+    for row in session.execute(_threads_statement(len(wanted)), wanted):
         threads.setdefault(row.article_id, []).append((row.received_at, row.id, row.text))
     return {article_id: [(comment_id, text) for _, comment_id, text in sorted(rows, reverse=True)]
             for article_id, rows in threads.items()}
+
+
+@lru_cache(maxsize=None)
+def _threads_statement(articles: int):
+    """The threads of `articles` articles (bound as article_0, article_1, ...), built once per number of articles."""
+    latest = [select(COMMENTS.c.article_id, COMMENTS.c.id, COMMENTS.c.text, COMMENTS.c.received_at)
+              .where(COMMENTS.c.article_id == bindparam(f"article_{index}"), COMMENTS.c.status == PUBLISHED)
+              .order_by(COMMENTS.c.received_at.desc()).limit(THREAD_COMMENTS + 1).subquery()
+              for index in range(articles)]
+    return union_all(*(select(part) for part in latest))
 
 
 def _stored(session: Session, external_ids: list[str]) -> dict[str, StoredComment]:
