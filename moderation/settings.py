@@ -1,4 +1,4 @@
-"""Site settings admins change at run time: thresholds per label and the QA sample share.
+"""Site settings admins change at run time: thresholds per label, the QA sample share, Coral's signing secrets.
 
 Thresholds left unset follow the active model's own (chosen on validation data when it was
 trained), so a new model brings its thresholds unless an admin has pinned them.
@@ -16,6 +16,8 @@ from .policy import LabelThresholds, Policy
 DEFAULT_QA_SHARE = 0.02
 THRESHOLDS = "thresholds"
 QA_SHARE = "qa_share"
+CORAL_SECRETS = "coral_secrets"
+MAX_CORAL_SECRET_CHARS = 200
 
 
 class Setting(Base):
@@ -24,7 +26,7 @@ class Setting(Base):
     __tablename__ = "settings"
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[dict | float | None] = mapped_column(JSON)
+    value: Mapped[dict | list | float | None] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
@@ -41,6 +43,7 @@ class SiteSettings:
 
 
 _ALL = select(Setting.__table__.c.key, Setting.__table__.c.value)
+_CORAL_SECRETS = select(Setting.__table__.c.value).where(Setting.__table__.c.key == CORAL_SECRETS)
 
 
 def current(session: Session) -> SiteSettings:
@@ -64,6 +67,25 @@ def set_qa_share(session: Session, share: float) -> None:
     if not 0.0 <= share <= 1.0:
         raise ValueError(f"the QA sample share must be between 0 and 1, not {share}")
     _put(session, QA_SHARE, share)
+
+
+def coral_secrets(session: Session) -> list[str]:
+    """The signing secrets admins added for Coral, oldest first; one prebuilt select, as every Coral request reads them."""
+    return session.execute(_CORAL_SECRETS).scalar() or []
+
+
+def add_coral_secret(session: Session, secret: str) -> None:
+    """Accept one more signing secret: the first, or the new one of a rotation while Coral still signs with the old."""
+    if not 0 < len(secret) <= MAX_CORAL_SECRET_CHARS or not all(ch.isprintable() and not ch.isspace() for ch in secret):
+        raise ValueError(f"a Coral signing secret is 1 to {MAX_CORAL_SECRET_CHARS} visible characters")
+    stored = coral_secrets(session)
+    if secret not in stored:
+        _put(session, CORAL_SECRETS, [*stored, secret])
+
+
+def remove_coral_secret(session: Session, secret: str) -> None:
+    """Stop accepting a signing secret, once Coral no longer signs with it."""
+    _put(session, CORAL_SECRETS, [kept for kept in coral_secrets(session) if kept != secret])
 
 
 def _put(session: Session, key: str, value) -> None:

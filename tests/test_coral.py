@@ -2,7 +2,9 @@
 
 import hashlib
 import hmac
+import html
 import json
+import re
 import threading
 import urllib.error
 import urllib.request
@@ -19,6 +21,8 @@ from moderation.database import Database
 from moderation.integrations import coral
 from moderation.policy import LabelThresholds
 from moderation.service import save_article
+
+from .conftest import add_user, csrf_token, login
 
 SECRET = "ems_test_secret_1"
 OLD_SECRET = "ems_old_secret_0"
@@ -47,8 +51,8 @@ def signature(raw: bytes, *secrets: str) -> str:
 class Coral:
     """Coral's side of the phase: it posts to the running server."""
 
-    def __init__(self, base: str, database: Database):
-        self.base, self.database = base, database
+    def __init__(self, base: str, database: Database, app):
+        self.base, self.database, self.app = base, database, app
 
     def post(self, payload=None, raw: bytes | None = None, secrets=(SECRET,), header: str | None = "sign"):
         """Send one moderation request; return (status, parsed JSON or None, raw answer)."""
@@ -92,7 +96,7 @@ def serving(sqlite_url, models_dir, **config):
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
-        yield Coral(f"http://127.0.0.1:{server.effective_port}", database)
+        yield Coral(f"http://127.0.0.1:{server.effective_port}", database, app)
     finally:
         # Closing the sockets from this thread races the server's poll loop (EBADF in its thread); finish the
         # request threads, then close everything from inside the loop, which then ends by itself.
@@ -308,3 +312,72 @@ def test_odd_but_storable_bodies_are_stored_exactly_as_sent(phase, body):
     status, _, _ = phase.post(coral_request(body, "c-odd"))
     assert status in (200, 204)
     assert phase.stored(external_id="c-odd")[0].text == body
+
+
+@pytest.fixture
+def admin(phase_from_environment, password_hash):
+    """An admin logged in to the admin pages of the app that serves the phase."""
+    with phase_from_environment.database.session() as session:
+        add_user(session, "ada", "admin", password_hash)
+    browser = phase_from_environment.app.test_client()
+    login(browser, "ada")
+    return browser
+
+
+def add_secret(admin, secret: str) -> str:
+    """Add a signing secret in the admin pages' Coral Talk section; return the page the admin then sees."""
+    response = admin.post("/admin/clients/coral", data={"csrf_token": csrf_token(admin, "/admin/clients"), "secret": secret})
+    assert response.location == "/admin/clients#coral"
+    return html.unescape(admin.get(response.location).get_data(as_text=True))
+
+
+def remove_secret(admin, start: str) -> str:
+    """Press Remove beside the secret shown as starting with `start`; return the page the admin then sees."""
+    page = admin.get("/admin/clients").get_data(as_text=True)
+    position = re.search(rf'name="position" value="(\d+)">\s*<input type="hidden" name="start" value="{start}">', page).group(1)
+    response = admin.post("/admin/clients/coral", data={"csrf_token": csrf_token(admin, "/admin/clients"), "action": "remove",
+                                                        "position": position, "start": start})
+    return html.unescape(admin.get(response.location).get_data(as_text=True))
+
+
+def test_without_a_secret_the_phase_also_names_the_admin_page_where_one_can_be_added(phase_from_environment):
+    status, answer, _ = phase_from_environment.post(coral_request(INSULT, "c-no-secret"))
+    assert status == 503 and "/admin/clients#coral" in answer["error"]["message"]
+
+
+def test_a_secret_an_admin_adds_in_the_admin_pages_signs_corals_requests_and_no_other_does(phase_from_environment, admin):
+    page = add_secret(admin, SECRET)
+    assert "ems_te… ajouté" in page
+    assert phase_from_environment.post(coral_request(OPINION, "c-admin-secret"))[0] == 204
+    status, answer, _ = phase_from_environment.post(coral_request(OPINION + " Non.", "c-other"), secrets=(OLD_SECRET,))
+    assert (status, answer["error"]["code"]) == (401, "invalid_signature")
+    assert [comment.external_id for comment in phase_from_environment.stored()] == ["c-admin-secret"]
+
+
+def test_during_rotation_two_secrets_from_the_admin_pages_are_accepted_until_the_old_one_is_removed(phase_from_environment,
+                                                                                                      admin):
+    add_secret(admin, OLD_SECRET)
+    add_secret(admin, SECRET)
+    assert phase_from_environment.post(coral_request(OPINION, "c-old"), secrets=(OLD_SECRET,))[0] == 204
+    assert phase_from_environment.post(coral_request(OPINION + " Oui.", "c-new"), secrets=(SECRET,))[0] == 204
+    assert "ems_ol… retiré" in remove_secret(admin, OLD_SECRET[:6])
+    assert phase_from_environment.post(coral_request(OPINION + " Non.", "c-retired"), secrets=(OLD_SECRET,))[0] == 401
+    assert phase_from_environment.post(coral_request(OPINION + " Si.", "c-kept"), secrets=(SECRET,))[0] == 204
+    remove_secret(admin, SECRET[:6])
+    assert phase_from_environment.post(coral_request(OPINION + " Fin.", "c-none"))[0] == 503
+
+
+def test_the_environments_secret_and_the_admin_pages_are_both_accepted_while_a_site_moves(phase_from_environment, admin,
+                                                                                         monkeypatch):
+    monkeypatch.setenv(coral.SECRET_VARIABLE, OLD_SECRET)
+    page = add_secret(admin, SECRET)
+    assert "ems_ol…" in page and "l'environnement du serveur (MODERATION_CORAL_SECRET)" in page
+    assert phase_from_environment.post(coral_request(OPINION, "c-env"), secrets=(OLD_SECRET,))[0] == 204
+    assert phase_from_environment.post(coral_request(OPINION + " Oui.", "c-page"), secrets=(SECRET,))[0] == 204
+
+
+def test_a_saved_secret_is_never_shown_again_in_full(phase_from_environment, admin):
+    saved = add_secret(admin, SECRET)
+    later = html.unescape(admin.get("/admin/clients").get_data(as_text=True))
+    for page in (saved, later):
+        assert SECRET[:6] + "…" in page and SECRET[:7] not in page

@@ -348,3 +348,52 @@ def test_metrics_count_comments_decisions_and_name_the_model(client, site, score
     assert 'palabre_comments{status="pending"} 2' in text and 'palabre_comments{status="published"} 1' in text
     assert 'palabre_decisions_total{decided_by="model"} 3' in text
     assert f'palabre_model_info{{version="{scorer.version}"}} 1' in text
+
+
+def coral_secrets(app) -> list[str]:
+    """The Coral signing secrets stored from the admin pages."""
+    with app.extensions["palabre.database"].session() as session:
+        return settings.coral_secrets(session)
+
+
+def test_a_moderator_can_neither_see_nor_change_corals_signing_secrets(client, app):
+    login(client, "mona")
+    assert client.get("/admin/clients").status_code == 403
+    assert post(client, "/admin/clients/coral", {"secret": "ssc_moderator"}).status_code == 403
+    assert post(client, "/admin/clients/coral", {"action": "remove", "position": "0", "start": "ssc_"}).status_code == 403
+    assert coral_secrets(app) == []
+
+
+def test_a_coral_secret_without_the_forms_csrf_token_is_refused(client, app):
+    login(client, "ada")
+    assert client.post("/admin/clients/coral", data={"secret": "ssc_no_token"}).status_code == 400
+    assert coral_secrets(app) == []
+
+
+@pytest.mark.parametrize("secret, problem", [
+    ("", "Le secret de signature est vide"),
+    ("  \t ", "Le secret de signature est vide"),
+    ("ssc_" + "a" * 296, "Le secret de signature fait 300 caractères\xa0; la limite est de 200."),
+    ("ssc_ab\x07cd", "caractère invisible (U+0007) au caractère 7"),
+    ("ssc_ab\ncd", "(U+000A) au caractère 7"),
+    ("ssc_ab cd", "(U+0020) au caractère 7"),
+    ("ssc_ab\u200bcd", "(U+200B) au caractère 7"),
+])
+def test_a_coral_secret_that_cannot_be_one_is_refused_naming_the_problem(client, app, secret, problem):
+    login(client, "ada")
+    page = text_of(client.get(post(client, "/admin/clients/coral", {"secret": secret}).location))
+    assert problem in page and "Aucun secret de signature n'est configuré" in page
+    assert coral_secrets(app) == []
+
+
+def test_the_same_coral_secret_twice_and_a_removal_the_list_no_longer_matches_are_refused(client, app):
+    login(client, "ada")
+    post(client, "/admin/clients/coral", {"secret": "ssc_first_secret"})
+    page = text_of(client.get(post(client, "/admin/clients/coral", {"secret": "ssc_first_secret"}).location))
+    assert "Ce secret de signature est déjà accepté." in page
+    stale = {"action": "remove", "position": "0", "start": "ssc_ot"}
+    page = text_of(client.get(post(client, "/admin/clients/coral", stale).location))
+    assert "rien n'a été retiré" in page and coral_secrets(app) == ["ssc_first_secret"]
+    for position in ("1", "-1", "x", "9" * 5000):
+        post(client, "/admin/clients/coral", {**stale, "position": position, "start": "ssc_fi"})
+    assert coral_secrets(app) == ["ssc_first_secret"]

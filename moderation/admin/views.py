@@ -1,4 +1,4 @@
-"""Admin pages: moderator accounts, thresholds and QA share, pre-moderated articles."""
+"""Admin pages: moderator accounts, thresholds and QA share, pre-moderated articles, API clients, Coral's signing secrets."""
 
 import secrets
 
@@ -13,6 +13,7 @@ from ..api.clients import create_client, revoke_client
 from ..auth.models import ADMIN, LANGUAGES, ROLES, User, username_problem
 from ..comments.models import Article
 from ..database import utcnow
+from ..integrations.coral import environment_secrets, forget_admin_secrets
 from ..policy import LabelThresholds
 from ..registry import NoModelError
 from ..service import set_premoderation
@@ -24,6 +25,7 @@ from .models import ApiClient, Delivery, DeliveryAttempt
 blueprint = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates")
 
 CLIENT_DELIVERIES = 100
+SHOWN_SECRET_CHARS = 6
 
 
 @blueprint.route("/")
@@ -183,7 +185,68 @@ def clients():
                func.count(Delivery.id).filter(Delivery.given_up_at.is_not(None)))
         .outerjoin(Delivery, Delivery.client_id == ApiClient.id).group_by(ApiClient.id).order_by(ApiClient.name)
     ).all()
-    return render_template("admin/clients.html", rows=rows)
+    return render_template("admin/clients.html", rows=rows, coral_environment=list(map(secret_start, environment_secrets())),
+                           coral_admin=list(map(secret_start, settings.coral_secrets(db()))))
+
+
+@blueprint.route("/clients/coral", methods=["POST"])
+@admin_required
+def coral():
+    """Add a signing secret for Coral Talk (a second one during a rotation) or remove one."""
+    if request.form.get("action") == "remove":
+        remove_coral_secret(request.form.get("position", ""), request.form.get("start", ""))
+    else:
+        add_coral_secret(request.form.get("secret", "").strip())
+    forget_admin_secrets()
+    return redirect(url_for("admin.clients", _anchor="coral"))
+
+
+def add_coral_secret(secret: str) -> None:
+    """Store the secret if it can be one, saying what is wrong otherwise; it is never shown again in full."""
+    problem = coral_secret_problem(secret)
+    if problem:
+        flash(problem, "error")
+        return
+    settings.add_coral_secret(db(), secret)
+    db().commit()
+    flash(_("Signing secret %(start)s… added: Coral's requests signed with it are accepted from now on.",
+            start=secret_start(secret)), "info")
+
+
+def coral_secret_problem(secret: str) -> str | None:
+    """Why this cannot be a signing secret (1 to 200 visible characters, not one already accepted), or None."""
+    if not secret:
+        return _("The signing secret is empty: paste the one Coral shows for Palabre's external moderation phase.")
+    if len(secret) > settings.MAX_CORAL_SECRET_CHARS:
+        return _("The signing secret is %(count)s characters long; the limit is %(limit)s.", count=len(secret),
+                 limit=settings.MAX_CORAL_SECRET_CHARS)
+    for position, char in enumerate(secret, start=1):
+        if not char.isprintable() or char.isspace():
+            return _("The signing secret contains a space or an invisible character (U+%(code)s) at character "
+                     "%(position)s; a secret is made of visible characters only.", code=f"{ord(char):04X}", position=position)
+    if secret in settings.coral_secrets(db()):
+        return _("This signing secret is already accepted.")
+    return None
+
+
+def remove_coral_secret(position: str, start: str) -> None:
+    """Remove the secret the admin saw at that place in the list; if the list has changed since, remove nothing."""
+    stored = settings.coral_secrets(db())
+    try:
+        index = int(position)
+    except ValueError:
+        index = -1
+    if not 0 <= index < len(stored) or secret_start(stored[index]) != start:
+        flash(_("That signing secret is no longer in the list: nothing was removed."), "error")
+        return
+    settings.remove_coral_secret(db(), stored[index])
+    db().commit()
+    flash(_("Signing secret %(start)s… removed: Coral's requests signed with it are refused from now on.", start=start), "info")
+
+
+def secret_start(secret: str) -> str:
+    """What the pages show of a secret: its first 6 characters, and never more than half of a short one."""
+    return secret[:min(SHOWN_SECRET_CHARS, len(secret) // 2)]
 
 
 @blueprint.route("/clients/<int(max=2147483647):client_id>", methods=["GET", "POST"])

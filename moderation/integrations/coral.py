@@ -32,20 +32,24 @@ as usual); otherwise 200 with `status` PREMOD (held for a moderator) or REJECTED
   else its id; a title the site set through the API is never overwritten by a URL.
 - Without a model Palabre answers 503: for the comment it is the same as 204 (Coral carries on
   without us), but Coral logs the failed phase, so the missing model gets noticed.
-- The signing secret is `app.config["CORAL_SECRET"]` when set, else the environment variable
-  MODERATION_CORAL_SECRET, read on every request; either may list several secrets,
-  comma-separated, for the days of a rotation. Without one the endpoint answers 503.
+- The signing secrets are `app.config["CORAL_SECRET"]` when set, else the environment variable
+  MODERATION_CORAL_SECRET (several, comma-separated, for the days of a rotation), plus those
+  admins add in the admin pages' Coral Talk section; all are accepted, so a site moves from one
+  place to the other without downtime. They are read on every request. Without any the
+  endpoint answers 503.
 """
 
 import hashlib
 import hmac
 import json
 import os
+import time
 from html import unescape
 from html.parser import HTMLParser
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
+from .. import settings, web
 from ..api.errors import error_response
 from ..comments.models import PENDING, REJECTED
 from ..registry import NoModelError
@@ -58,6 +62,8 @@ blueprint = Blueprint("coral", __name__)
 csrf.exempt(blueprint)
 
 SECRET_VARIABLE = "MODERATION_CORAL_SECRET"
+ADMIN_SECRETS_SECONDS = 2.0
+_admin_secrets: dict[str, tuple[float, list[str]]] = {}  # database URL -> (read again after, secrets)
 SIGNATURE_HEADER = "X-Coral-Signature"
 FLAG_REASONS = {"toxic": "COMMENT_DETECTED_TOXIC", "off_topic": "COMMENT_DETECTED_SPAM"}
 REJECTION_CODES = {"toxic": "ABUSIVE", "off_topic": "SPAM"}
@@ -77,7 +83,9 @@ def moderate():
     secrets = signing_secrets()
     if not secrets:
         return error_response(503, "not_configured", f"no signing secret is configured: set {SECRET_VARIABLE} to the "
-                                                     "signing secret of Palabre's external moderation phase in Coral")
+                                                     "signing secret of Palabre's external moderation phase in Coral, "
+                                                     "or add it in the admin pages at "
+                                                     f"{url_for('admin.clients', _anchor='coral')}")
     raw = request.get_data(cache=True)
     problem = signature_problem(request.headers.get(SIGNATURE_HEADER), raw, secrets)
     if problem:
@@ -94,9 +102,34 @@ def moderate():
 
 def signing_secrets() -> list[bytes]:
     """The secrets Coral may sign with, read on every request so that a rotation needs no restart."""
+    return [secret.encode("utf-8", "surrogateescape") for secret in environment_secrets() + admin_secrets()]
+
+
+def environment_secrets() -> list[str]:
+    """The secrets the server is started with: the app's configuration, else MODERATION_CORAL_SECRET."""
     configured = current_app.config.get("CORAL_SECRET") or os.environ.get(SECRET_VARIABLE, "")
     values = configured if isinstance(configured, list | tuple) else str(configured).split(",")
-    return [value.strip().encode("utf-8", "surrogateescape") for value in values if value.strip()]
+    return [value.strip() for value in values if value.strip()]
+
+
+def admin_secrets() -> list[str]:
+    """The secrets added in the admin pages, read at most every ADMIN_SECRETS_SECONDS in a process.
+
+    Coral's requests then cost no database round trip before the comment is handed over; a
+    change in the admin pages holds at once in the process that made it, within seconds elsewhere.
+    """
+    database = web.database()
+    found = _admin_secrets.get(database.url)
+    if found is None or found[0] <= time.monotonic():
+        with database.session() as session:
+            found = (time.monotonic() + ADMIN_SECRETS_SECONDS, settings.coral_secrets(session))
+        _admin_secrets[database.url] = found
+    return found[1]
+
+
+def forget_admin_secrets() -> None:
+    """Read the admin pages' secrets again on the next request (after an admin changed them)."""
+    _admin_secrets.clear()
 
 
 def signature_problem(header: str | None, raw: bytes, secrets: list[bytes]) -> tuple[str, str] | None:
@@ -111,7 +144,7 @@ def signature_problem(header: str | None, raw: bytes, secrets: list[bytes]) -> t
     expected = [hmac.new(secret, raw, hashlib.sha256).hexdigest().encode() for secret in secrets]
     if not any(hmac.compare_digest(want, got) for want in expected for got in offered):
         return "invalid_signature", (f"no signature in {SIGNATURE_HEADER} matches this body: check that "
-                                     f"{SECRET_VARIABLE} holds the phase's signing secret from Coral")
+                                     f"{SECRET_VARIABLE} or the admin pages hold the phase's signing secret from Coral")
     return None
 
 
