@@ -1,34 +1,43 @@
 """Comments from concurrent requests received together: one transaction for whatever arrived meanwhile.
 
 A busy site sends comments faster than a small machine commits one transaction each. Each
-request thread hands its comment over and waits; one thread takes everything waiting, receives
-it with `service.receive_comments`, and hands each result back. An idle server receives batches
-of one, so nobody waits for a batch to fill.
+request thread adds its comment to the process's intake; one of the waiting threads leads: it
+takes everything waiting, receives it with `service.receive_comments`, hands each result back
+and lets the next leader take what arrived meanwhile. An idle server receives batches of one in
+the request's own thread, so nobody waits for a batch to fill or for another thread to wake.
 """
 
-import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from dataclasses import dataclass
 
 from .database import Database
 from .scorer import Scorer
 from .service import IncomingComment, Received, receive_comments
-from .validation import InputError
 
 MAX_BATCH = 100
 
 
+@dataclass(eq=False)
+class _Handed:
+    """One comment waiting in the intake, then what became of it."""
+
+    incoming: IncomingComment
+    reading: Callable[[Scorer], Scorer] | None
+    outcome: Received | BaseException | None = None
+    done: bool = False
+
+
 class Intake:
-    """Receives comments handed over by many threads, a batch at a time, in a thread of its own."""
+    """Receives comments handed over by many threads, a batch at a time, led by one of them."""
 
     def __init__(self, database: Database, scorer: Callable[[], Scorer], max_batch: int = MAX_BATCH):
         self._database = database
         self._scorer = scorer
         self._max_batch = max_batch
-        self._waiting: queue.SimpleQueue = queue.SimpleQueue()
-        self._worker: threading.Thread | None = None
-        self._start = threading.Lock()
+        self._changed = threading.Condition()
+        self._waiting: list[_Handed] = []
+        self._leading = False
 
     def receive(self, incoming: IncomingComment, reading: Callable[[Scorer], Scorer] | None = None) -> Received:
         """Receive one comment with whatever else is arriving; raises what receive_comment raises.
@@ -36,46 +45,36 @@ class Intake:
         `reading` wraps the serving scorer for comments that need another reading of their text
         (Coral's HTML); comments are batched only with others read the same way.
         """
-        self._ensure_worker()
-        handed: Future = Future()
-        self._waiting.put((incoming, reading, handed))
-        return handed.result()
-
-    def _ensure_worker(self) -> None:
-        """Start the receiving thread in this process on first use (after a server forks its workers)."""
-        if self._worker is None or not self._worker.is_alive():
-            with self._start:
-                if self._worker is None or not self._worker.is_alive():
-                    self._worker = threading.Thread(target=self._run, name="palabre-intake", daemon=True)
-                    self._worker.start()
-
-    def _run(self) -> None:
-        """Take what waits, up to a batch, and receive it; forever."""
+        handed = _Handed(incoming, reading)
+        with self._changed:
+            self._waiting.append(handed)
         while True:
-            batch = [self._waiting.get()]
-            while len(batch) < self._max_batch:
-                try:
-                    batch.append(self._waiting.get_nowait())
-                except queue.Empty:
+            with self._changed:
+                while self._leading and not handed.done:
+                    self._changed.wait()
+                if handed.done:
                     break
-            by_reading: dict = {}
-            for item in batch:
-                by_reading.setdefault(item[1], []).append(item)
-            for reading, items in by_reading.items():
-                self._receive(reading, items)
+                self._leading = True
+                batch = [item for item in self._waiting if item.reading is handed.reading][:self._max_batch]
+                taken = set(map(id, batch))
+                self._waiting = [item for item in self._waiting if id(item) not in taken]
+            try:
+                self._receive(handed.reading, batch)
+            finally:
+                with self._changed:
+                    self._leading = False
+                    self._changed.notify_all()
+        if isinstance(handed.outcome, BaseException):
+            raise handed.outcome
+        return handed.outcome
 
-    def _receive(self, reading, items: list) -> None:
-        """Receive comments read the same way in one call and resolve each waiting request."""
+    def _receive(self, reading, batch: list[_Handed]) -> None:
+        """Receive comments read the same way in one call and record what became of each."""
         try:
             scorer = self._scorer()
             with self._database.session() as session:
-                results = receive_comments(session, reading(scorer) if reading else scorer, [item[0] for item in items])
+                results = receive_comments(session, reading(scorer) if reading else scorer, [item.incoming for item in batch])
         except BaseException as error:  # the database or the model failed: every request in the batch hears it
-            for _, _, handed in items:
-                handed.set_exception(error)
-            return
-        for (_, _, handed), result in zip(items, results):
-            if isinstance(result, InputError):
-                handed.set_exception(result)
-            else:
-                handed.set_result(result)
+            results = [error] * len(batch)
+        for item, result in zip(batch, results):
+            item.outcome, item.done = result, True
