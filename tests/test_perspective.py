@@ -322,3 +322,34 @@ def test_any_json_body_gets_scores_or_perspectives_400_never_a_crash(api, body):
         assert name in body["requestedAttributes"] and 0 <= scores["summaryScore"]["value"] <= 1
         assert all(0 <= span["begin"] < span["end"] <= len(body["comment"]["text"].encode("utf-16-le")) // 2
                    for span in scores.get("spanScores", []))
+
+
+SUGGEST_SCORE = "/v1alpha1/comments:suggestscore"
+
+
+def suggestion(text=INSULT, value=0.0):
+    """A SuggestCommentScore request, as Coral sends one with "send feedback" on when a moderator overrules a score."""
+    return {"comment": {"text": text}, "attributeScores": {"TOXICITY": {"summaryScore": {"value": value}}},
+            "languages": ["fr"], "clientToken": "comment:42", "communityId": "Coral:site"}
+
+
+@pytest.mark.parametrize("where", ["key", "X-Goog-Api-Key", "Authorization"])
+def test_score_suggestions_are_refused_as_unimplemented_saying_palabre_learns_from_its_review_queue(api, where):
+    headers = {"Content-Type": "application/json"}
+    if where != "key":
+        headers[where] = f"Bearer {api.key}" if where == "Authorization" else api.key
+    status, answer = api.call(SUGGEST_SCORE + (f"?key={api.key}" if where == "key" else ""), suggestion(), headers=headers)
+    assert (status, answer["error"]["code"], answer["error"]["status"]) == (501, 501, "UNIMPLEMENTED")
+    assert "does not take score suggestions" in answer["error"]["message"] and "review queue" in answer["error"]["message"]
+    with api.database.session() as session:
+        assert session.scalar(select(func.count()).select_from(Comment)) == 0
+
+
+@pytest.mark.parametrize("key", [None, "pal_nope", "revoked"])
+def test_a_suggestion_without_a_valid_key_is_refused_for_its_key_first(api, key):
+    if key == "revoked":
+        with api.database.session() as session:
+            revoke_client(session, session.scalars(select(ApiClient)).one())
+    query = "" if key is None else "?key=" + (api.key if key == "revoked" else key)
+    status, answer = api.call(SUGGEST_SCORE + query, suggestion())
+    assert (status, answer["error"]["status"]) == ((403, "PERMISSION_DENIED") if key == "revoked" else (401, "UNAUTHENTICATED"))

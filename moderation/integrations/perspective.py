@@ -47,6 +47,10 @@ Decisions made here:
   client treats all three alike), a body over the size limit 413, too many requests 429
   RESOURCE_EXHAUSTED, no active model 503 UNAVAILABLE. A comment over 20,000 characters gets
   Perspective's "Comment text too long." (its own limit was 20 KB).
+- `POST /v1alpha1/comments:suggestscore`, which Coral sends only when its "send feedback" option is
+  on, is refused with 501 UNIMPLEMENTED after the same key checks as analyze: Palabre learns from
+  the decisions made in its own review queue, not from a client's suggested scores, and a clear
+  refusal tells the site to turn the option off where a 404 would look like a wrong address.
 """
 
 import json
@@ -74,6 +78,8 @@ TEXT_TYPES = ("TEXT_TYPE_UNSPECIFIED", "PLAIN_TEXT", "HTML")
 MAX_SPANS = 200
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 SHOWN_CHARS = 80
+SUGGESTIONS_REFUSED = ("Palabre does not take score suggestions: it learns from the decisions its moderators make in its "
+                       "review queue. Turn off sending feedback in the client's settings.")
 # A 401's challenge. With a parameter: httplib2, under Google's Python client, cannot parse a bare "Bearer" and
 # would raise its own MalformedHeader instead of handing the client the error.
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="palabre"'}
@@ -182,6 +188,13 @@ def _languages_supported(body: dict, languages: list[str], attributes: dict) -> 
                                     f"{', '.join(_shown(code) for code in unsupported)}. Palabre scores French (fr) "
                                     "and English (en).", "LANGUAGE_NOT_SUPPORTED_BY_ATTRIBUTE")
     return not unsupported
+
+
+@blueprint.route(f"/{VERSION}/comments:suggestscore", methods=["POST"])
+def suggest_score():
+    """Coral's "send feedback" option posts here; Palabre learns from its own moderators, so it says so plainly (501)."""
+    _authenticate()
+    raise PerspectiveError(501, SUGGESTIONS_REFUSED)
 
 
 @blueprint.route("/$discovery/rest", methods=["GET"])
