@@ -13,9 +13,7 @@ import argparse
 import os
 import random
 import re
-import secrets
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from contextlib import contextmanager
@@ -25,11 +23,13 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pandas as pd
-from sqlalchemy import create_engine, event, func, insert, select, text
+from sqlalchemy import event, func, insert, select, text
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from scratch import scratch_database  # noqa: E402
 
 from moderation import create_app, load_scorer  # noqa: E402
 from moderation.auth.models import MODERATOR, User  # noqa: E402
@@ -109,25 +109,6 @@ def incoming_comments(count: int, rng: random.Random) -> list[IncomingComment]:
                         author_name=row.author if pd.notna(row.author) else None, language=row.language)
         for number, row in enumerate(rows.itertuples())
     ]
-
-
-@contextmanager
-def scratch_database(server_url: str | None):
-    """A URL for an empty database that is gone afterwards: a temporary SQLite file or a new PostgreSQL database."""
-    if server_url is None:
-        with tempfile.TemporaryDirectory(prefix="palabre-bench-") as folder:
-            yield f"sqlite:///{Path(folder) / 'palabre.sqlite3'}"
-        return
-    name = f"palabre_bench_{secrets.token_hex(4)}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def fill(url: str, scorer, size: int, seeds: int, rng: random.Random) -> str:
@@ -368,7 +349,7 @@ def plan_line(row) -> str:
 
 def run(url: str, scorer, models_dir: Path, size: int, seeds: int, repetitions: int, rng: random.Random) -> Run:
     """Fill a scratch database to `size` waiting comments and measure it."""
-    with scratch_database(url) as scratch:
+    with scratch_database(url, "palabre-bench") as (scratch, _):
         report = fill(scratch, scorer, size, min(seeds, size), rng)
         figures, breakdown, plans = measure(scratch, models_dir, repetitions)
     return Run(size, report, figures, breakdown, plans)

@@ -45,6 +45,8 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from scratch import scratch_database  # noqa: E402
+
 from moderation import load_scorer  # noqa: E402
 from moderation.registry import NoModelError, RegistryError, default_models_dir  # noqa: E402
 
@@ -266,25 +268,6 @@ class CpuMeter:
 
 
 # --- the server and its helpers ------------------------------------------------------------------------------------
-
-@contextmanager
-def scratch_database(server_url: str | None):
-    """A URL for an empty database that is gone afterwards (temporary SQLite file or new PostgreSQL database), and its name."""
-    if server_url is None:
-        with tempfile.TemporaryDirectory(prefix="palabre-load-") as folder:
-            yield f"sqlite:///{Path(folder) / 'palabre.sqlite3'}", None
-        return
-    name = f"palabre_load_{secrets.token_hex(4)}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False), name
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
 
 def moderation_command(env: dict, *args: str) -> str:
     """Run `python -m moderation ...` as an operator would; its standard output, or exit saying why it failed."""
@@ -581,7 +564,7 @@ class Rig:
 
 def set_up(stack: ExitStack, args: argparse.Namespace, models_dir: Path, version: str, articles: int) -> Rig:
     """Scratch database, webhook receiver, migrations, API client, gunicorn and the webhook worker, ready to serve."""
-    url, name = stack.enter_context(scratch_database(None if args.sqlite else args.database_url))
+    url, name = stack.enter_context(scratch_database(None if args.sqlite else args.database_url, "palabre-load"))
     logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="palabre-load-logs-")))
     hook_port, port = free_port(), free_port()
     received, receiver_pid = stack.enter_context(webhook_receiver(hook_port))
