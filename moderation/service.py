@@ -240,8 +240,8 @@ def _receive(session: Session, scorer: Scorer, everything: list[IncomingComment]
     refused = {one.id: UnknownArticle(one.article_id) for one in everything if one.article_id not in articles}
     batch = [one for one in everything if one.id not in refused]
     current = {row.external_id: row for row in session.execute(_FIND_COMMENTS, {"ids": [one.id for one in batch]})}
-    fresh = [one for one in batch if one.id not in current or current[one.id].text != one.text]
     unchanged = _stored(session, [one.id for one in batch if one.id in current and current[one.id].text == one.text])
+    fresh = [one for one in batch if one.id not in unchanged]
     threads = _threads(session, {articles[one.article_id].id for one in fresh})
     site = settings.current(session)
     made = [_made(scorer, site, one, current.get(one.id), articles[one.article_id], threads, now) for one in fresh]

@@ -35,8 +35,8 @@ as usual); otherwise 200 with `status` PREMOD (held for a moderator) or REJECTED
 - The signing secrets are `app.config["CORAL_SECRET"]` when set, else the environment variable
   MODERATION_CORAL_SECRET (several, comma-separated, for the days of a rotation), plus those
   admins add in the admin pages' Coral Talk section; all are accepted, so a site moves from one
-  place to the other without downtime. They are read on every request. Without any the
-  endpoint answers 503.
+  place to the other without downtime. The configured ones are read on every request, the
+  admin pages' at most every 2 s in a process. Without any the endpoint answers 503.
 """
 
 import hashlib
@@ -101,7 +101,7 @@ def moderate():
 
 
 def signing_secrets() -> list[bytes]:
-    """The secrets Coral may sign with, read on every request so that a rotation needs no restart."""
+    """The secrets Coral may sign with, read while serving so that a rotation needs no restart."""
     return [secret.encode("utf-8", "surrogateescape") for secret in environment_secrets() + admin_secrets()]
 
 
