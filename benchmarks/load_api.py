@@ -1,9 +1,9 @@
 """Comment API under a steady load: new comments at a fixed rate to gunicorn on PostgreSQL, then Coral's phase.
 
-Usage: python benchmarks/load_api.py [--rate 200] [--seconds 60] [--workers 2] [--threads 16]
+Usage: python benchmarks/load_api.py [--rate 200] [--seconds 60] [--workers 2] [--threads 4]
                                      [--coral-rate 100] [--coral-seconds 20] [--database-url URL | --sqlite]
                                      [--models-dir DIR] [--plot latency.png] [--quick]
-Serves the app as the README's Production section says (`gunicorn --workers 2 --threads 16 app:app`, plus the
+Serves the app as the README's Production section says (`gunicorn --workers 2 --threads 4 app:app`, plus the
 `python -m moderation deliver` webhook worker and a local webhook receiver) on a scratch database
 (palabre_load_* on the PostgreSQL server of --database-url, dropped at the end; or a temporary
 SQLite file with --sqlite). The client is open-loop: every request leaves at its scheduled time
@@ -502,7 +502,7 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--coral-rate", type=float, default=None, help="Coral requests per second (default 100; 50 with --quick)")
     parser.add_argument("--coral-seconds", type=float, default=None, help="length of the Coral phase (default 20; 5 with --quick)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn --workers (default 2, as the README says)")
-    parser.add_argument("--threads", type=int, default=16, help="gunicorn --threads (default 16, as the README says; 0: sync workers)")
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn --threads (default 4, as the README says; 0: sync workers)")
     parser.add_argument("--connections", type=int, default=48, help="client connections sending in parallel")
     parser.add_argument("--database-url", default=DEFAULT_SERVER, help="PostgreSQL server on which a scratch database is made")
     parser.add_argument("--sqlite", action="store_true", help="a temporary SQLite file instead of PostgreSQL, for comparison")

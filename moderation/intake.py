@@ -5,17 +5,26 @@ request thread adds its comment to the process's intake; one of the waiting thre
 takes everything waiting, receives it with `service.receive_comments`, hands each result back
 and lets the next leader take what arrived meanwhile. An idle server receives batches of one in
 the request's own thread, so nobody waits for a batch to fill or for another thread to wake.
+
+The site's settings are read at most every SETTINGS_SECONDS, so a batch costs only the
+statements that store it; a change in the admin pages holds at once in the process that made
+it, within seconds in the others.
 """
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy.orm import Session
+
+from . import settings
 from .database import Database
 from .scorer import Scorer
 from .service import IncomingComment, Received, receive_comments
 
 MAX_BATCH = 100
+SETTINGS_SECONDS = 2.0
 
 
 @dataclass(eq=False)
@@ -38,6 +47,11 @@ class Intake:
         self._changed = threading.Condition()
         self._waiting: list[_Handed] = []
         self._leading = False
+        self._site: tuple[float, settings.SiteSettings] | None = None
+
+    def forget_settings(self) -> None:
+        """Read the site's settings again for the next batch (after an admin changed them in this process)."""
+        self._site = None
 
     def receive(self, incoming: IncomingComment, reading: Callable[[Scorer], Scorer] | None = None) -> Received:
         """Receive one comment with whatever else is arriving; raises what receive_comment raises.
@@ -73,8 +87,15 @@ class Intake:
         try:
             scorer = self._scorer()
             with self._database.session() as session:
-                results = receive_comments(session, reading(scorer) if reading else scorer, [item.incoming for item in batch])
+                results = receive_comments(session, reading(scorer) if reading else scorer, [item.incoming for item in batch],
+                                           site=self._settings(session))
         except BaseException as error:  # the database or the model failed: every request in the batch hears it
             results = [error] * len(batch)
         for item, result in zip(batch, results):
             item.outcome, item.done = result, True
+
+    def _settings(self, session: Session) -> settings.SiteSettings:
+        """The site's settings, read at most every SETTINGS_SECONDS."""
+        if self._site is None or self._site[0] <= time.monotonic():
+            self._site = (time.monotonic() + SETTINGS_SECONDS, settings.current(session))
+        return self._site[1]

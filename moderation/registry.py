@@ -5,6 +5,7 @@ metadata.json carries the sha256 of model.joblib and an HMAC signature made with
 installation's secret key, and both are checked (with the library versions) before loading.
 """
 
+import gc
 import hashlib
 import hmac
 import io
@@ -262,5 +263,17 @@ class ActiveScorer:
             elif self._scorer is None or self._scorer.version != version:
                 self._scorer = self.registry.load(version)
                 self.error = None
+                _settle()
         except Exception as error:  # a serving process keeps its model whatever the new one does
             self.error = str(error) or type(error).__name__
+
+
+def _settle() -> None:
+    """Put everything alive now, the new model above all, out of the cyclic collector's reach.
+
+    A full collection walks every tracked object: with a model loaded that is about 100 ms in
+    which a serving process answers nobody. Frozen objects that die are still freed by reference
+    counting, so the previous model goes when the last request scoring with it ends.
+    """
+    gc.collect()
+    gc.freeze()

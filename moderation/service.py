@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from sqlalchemy import bindparam, insert, or_, select, union_all, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -172,12 +173,13 @@ def receive_comment(session: Session, scorer: Scorer, incoming: IncomingComment,
     return result
 
 
-def receive_comments(session: Session, scorer: Scorer, incomings: list[IncomingComment],
-                     now: datetime | None = None) -> list[Received | InputError]:
+def receive_comments(session: Session, scorer: Scorer, incomings: list[IncomingComment], now: datetime | None = None,
+                     site: settings.SiteSettings | None = None) -> list[Received | InputError]:
     """Receive many comments in one transaction; each gets what became of it, or the error refusing it, in order.
 
-    One transaction and a dozen statements for the lot, whatever their number: this is how a
-    busy site's comments (and the batch endpoint's) are stored at the rate they come.
+    One transaction and about ten statements for the lot, whatever their number: this is how a
+    busy site's comments (and the batch endpoint's) are stored at the rate they come. `site` is
+    the settings in force when the caller has them at hand; they are read otherwise.
     """
     now = now or utcnow()
     results: list[Received | InputError | None] = [None] * len(incomings)
@@ -196,19 +198,19 @@ def receive_comments(session: Session, scorer: Scorer, incomings: list[IncomingC
     for batch in rounds:
         indexes = list(batch.values())
         try:
-            received = _receive_and_commit(session, scorer, [incomings[i] for i in indexes], now)
+            received = _receive_and_commit(session, scorer, [incomings[i] for i in indexes], now, site)
         except IntegrityError:  # some arrived twice at once, through another process: this time they are found
-            received = _receive_and_commit(session, scorer, [incomings[i] for i in indexes], now)
+            received = _receive_and_commit(session, scorer, [incomings[i] for i in indexes], now, site)
         for index, one in zip(indexes, received):
             results[index] = one
     return results
 
 
-def _receive_and_commit(session: Session, scorer: Scorer, batch: list[IncomingComment],
-                        now: datetime) -> list[Received | InputError]:
+def _receive_and_commit(session: Session, scorer: Scorer, batch: list[IncomingComment], now: datetime,
+                        site: settings.SiteSettings | None) -> list[Received | InputError]:
     """One attempt at receiving comments with distinct ids, committed, or rolled back entirely."""
     try:
-        received = _receive(session, scorer, batch, now)
+        received = _receive(session, scorer, batch, now, site)
         session.commit()
         return received
     except BaseException:
@@ -230,32 +232,35 @@ def _check_incoming(incoming: IncomingComment) -> None:
         raise InputError("'created_at' must be a date and time with its time zone", "created_at")
 
 
-def _receive(session: Session, scorer: Scorer, everything: list[IncomingComment], now: datetime) -> list[Received | InputError]:
+def _receive(session: Session, scorer: Scorer, everything: list[IncomingComment], now: datetime,
+             site: settings.SiteSettings | None) -> list[Received | InputError]:
     """The body of receive_comments for comments with distinct ids, inside its transaction.
 
-    Core statements, each for the whole batch, rather than the ORM's unit of work: this runs for
-    every comment a site sends, and the ORM's bookkeeping cost more than scoring the comment.
+    Core statements, each for the whole batch, on the session's connection rather than through
+    the ORM: this runs for every comment a site sends, and the ORM's bookkeeping cost more than
+    scoring the comment.
     """
-    articles = _articles(session, everything)
+    connection = session.connection()
+    articles = _articles(connection, everything)
     refused = {one.id: UnknownArticle(one.article_id) for one in everything if one.article_id not in articles}
     batch = [one for one in everything if one.id not in refused]
-    current = {row.external_id: row for row in session.execute(_FIND_COMMENTS, {"ids": [one.id for one in batch]})}
-    unchanged = _stored(session, [one.id for one in batch if one.id in current and current[one.id].text == one.text])
+    current = {row.external_id: row for row in connection.execute(_FIND_COMMENTS, {"ids": [one.id for one in batch]})}
+    unchanged = _stored(connection, [one.id for one in batch if one.id in current and current[one.id].text == one.text])
     fresh = [one for one in batch if one.id not in unchanged]
-    threads = _threads(session, {articles[one.article_id].id for one in fresh})
-    site = settings.current(session)
+    threads = _threads(connection, {articles[one.article_id].id for one in fresh})
+    site = site or settings.current(session)
     made = [_made(scorer, site, one, current.get(one.id), articles[one.article_id], threads, now) for one in fresh]
-    _insert_comments(session, made, now)
-    revision_ids = _insert_many(session, REVISIONS, [
+    _insert_comments(connection, made, now)
+    revision_ids = _insert_many(connection, REVISIONS, [
         {"comment_id": m.comment_id, "number": m.number, "text": m.incoming.text, "received_at": now} for m in made])
-    score_ids = _insert_many(session, SCORES, [
+    score_ids = _insert_many(connection, SCORES, [
         {"revision_id": revision_id, "model_version": scorer.version, "toxic": m.scores["toxic"], "off_topic": m.scores["off_topic"],
          "labels": m.verdict.labels, "explanation": m.explanation, "decision": m.verdict.decision, "created_at": now}
         for m, revision_id in zip(made, revision_ids)])
-    decision_ids = _insert_many(session, DECISIONS, [
+    decision_ids = _insert_many(connection, DECISIONS, [
         {"comment_id": m.comment_id, "revision": m.number, "status": m.values["status"], "decided_by": BY_MODEL,
          "reason": m.verdict.reason, "created_at": now} for m in made])
-    webhooks.enqueue(session, [
+    webhooks.enqueue(connection, [
         (m.comment_id, decision_id, event_data(m.incoming.id, m.article.external_id, m.values["status"], BY_MODEL,
                                                m.verdict.reason, m.scores))
         for m, decision_id in zip(made, decision_ids) if m.verdict.decision != REVIEW], now)
@@ -304,11 +309,11 @@ def _made(scorer: Scorer, site: settings.SiteSettings, incoming: IncomingComment
     return _Made(incoming, article, comment_id, number, scores, result["explanation"], verdict, values)
 
 
-def _insert_comments(session: Session, made: list[_Made], now: datetime) -> None:
+def _insert_comments(connection: Connection, made: list[_Made], now: datetime) -> None:
     """Insert the new comments (noting their ids) and update the edited ones."""
     edited = [m for m in made if m.comment_id is not None]
     new = [m for m in made if m.comment_id is None]
-    ids = _insert_many(session, COMMENTS, [
+    ids = _insert_many(connection, COMMENTS, [
         {"external_id": m.incoming.id, "article_id": m.article.id, "created_at": m.incoming.created_at or now, **m.values,
          "author_id": m.incoming.author_id, "author_name": m.incoming.author_name, "language": m.incoming.language or None}
         for m in new])
@@ -316,14 +321,14 @@ def _insert_comments(session: Session, made: list[_Made], now: datetime) -> None
         m.comment_id = comment_id
     for m in edited:  # an edit that leaves out the author or language keeps them
         kept = {field: value for field in ("author_id", "author_name", "language") if (value := getattr(m.incoming, field))}
-        session.execute(update(COMMENTS).where(COMMENTS.c.id == m.comment_id).values(**m.values, **kept))
+        connection.execute(update(COMMENTS).where(COMMENTS.c.id == m.comment_id).values(**m.values, **kept))
 
 
-def _insert_many(session: Session, table, rows: list[dict]) -> list[int]:
+def _insert_many(connection: Connection, table, rows: list[dict]) -> list[int]:
     """Insert rows in one statement (or few); their new ids, in the rows' order."""
     if not rows:
         return []
-    return list(session.scalars(_INSERTS[table.name], rows))
+    return list(connection.scalars(_INSERTS[table.name], rows))
 
 
 def event_data(comment_id: str, article_id: str, status: str, decided_by: str, reason: str | None, scores: dict) -> dict:
@@ -373,7 +378,7 @@ def _current_values(incoming: IncomingComment, number: int, scores: dict, verdic
     }
 
 
-def _articles(session: Session, batch: list[IncomingComment]) -> dict[str, _ArticleContext]:
+def _articles(connection: Connection, batch: list[IncomingComment]) -> dict[str, _ArticleContext]:
     """The batch's articles by external id, created or updated from what the site sent (the latest comment's say wins).
 
     An unknown article sent with no title (nor a fallback title) is left out: its comments are refused.
@@ -385,7 +390,7 @@ def _articles(session: Session, batch: list[IncomingComment]) -> dict[str, _Arti
             {field: value for field in ("title", "body", "url") if (value := getattr(incoming, f"article_{field}")) is not None})
         if incoming.article_fallback_title is not None:
             fallback.setdefault(incoming.article_id, incoming.article_fallback_title)
-    rows = {row.external_id: row for row in session.execute(_FIND_ARTICLES, {"ids": list(sent)})}
+    rows = {row.external_id: row for row in connection.execute(_FIND_ARTICLES, {"ids": list(sent)})}
     found = {}
     for external_id, fields in sent.items():
         row = rows.get(external_id)
@@ -393,18 +398,18 @@ def _articles(session: Session, batch: list[IncomingComment]) -> dict[str, _Arti
             continue
         if row is None:
             values = {"title": fallback.get(external_id, ""), "body": "", "url": None, **fields}
-            article_id = session.execute(_INSERT_ARTICLE, {"external_id": external_id, **values}).scalar_one()
+            article_id = connection.execute(_INSERT_ARTICLE, {"external_id": external_id, **values}).scalar_one()
             found[external_id] = _ArticleContext(article_id, external_id, values["title"], values["body"], False)
             continue
         changed = {field: value for field, value in fields.items() if getattr(row, field) != value}
         if changed:
-            session.execute(update(ARTICLES).where(ARTICLES.c.id == row.id).values(**changed))
+            connection.execute(update(ARTICLES).where(ARTICLES.c.id == row.id).values(**changed))
         found[external_id] = _ArticleContext(row.id, external_id, changed.get("title", row.title),
                                              changed.get("body", row.body), row.premoderated)
     return found
 
 
-def _threads(session: Session, article_ids: set[int]) -> dict[int, list[tuple[int, str]]]:
+def _threads(connection: Connection, article_ids: set[int]) -> dict[int, list[tuple[int, str]]]:
     """Each article's latest published comments, newest first, as (id, text): on-topic context for the off_topic score.
 
     One more than a thread holds, so that an edited comment can leave itself out; one indexed,
@@ -414,7 +419,7 @@ def _threads(session: Session, article_ids: set[int]) -> dict[int, list[tuple[in
         return {}
     threads: dict[int, list[tuple[int, str]]] = {}
     wanted = {f"article_{index}": article_id for index, article_id in enumerate(sorted(article_ids))}
-    for row in session.execute(_threads_statement(len(wanted)), wanted):
+    for row in connection.execute(_threads_statement(len(wanted)), wanted):
         threads.setdefault(row.article_id, []).append((row.received_at, row.id, row.text))
     return {article_id: [(comment_id, text) for _, comment_id, text in sorted(rows, reverse=True)]
             for article_id, rows in threads.items()}
@@ -430,16 +435,16 @@ def _threads_statement(articles: int):
     return union_all(*(select(part) for part in latest))
 
 
-def _stored(session: Session, external_ids: list[str]) -> dict[str, StoredComment]:
+def _stored(connection: Connection, external_ids: list[str]) -> dict[str, StoredComment]:
     """Comments as stored now, with their current revision's latest score, by external id."""
     if not external_ids:
         return {}
-    return {row.external_id: StoredComment(**row._mapping) for row in session.execute(_STORED, {"ids": external_ids})}
+    return {row.external_id: StoredComment(**row._mapping) for row in connection.execute(_STORED, {"ids": external_ids})}
 
 
 def stored_comment(session: Session, external_id: str) -> StoredComment | None:
     """A comment as stored now, with its current revision's latest score; None if there is no such comment."""
-    return _stored(session, [external_id]).get(external_id)
+    return _stored(session.connection(), [external_id]).get(external_id)
 
 
 def _note_model_version(session: Session, scorer: Scorer) -> None:

@@ -15,13 +15,15 @@ import json
 import logging
 import time
 from datetime import datetime, timedelta
+from functools import lru_cache
 from urllib.parse import SplitResult, urlsplit
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import Integer, String, Text, bindparam, cast, func, insert, literal, or_, select, true, union_all, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from .admin.models import ApiClient, Delivery, DeliveryAttempt
-from .database import Database, utcnow
+from .database import Database, UTCDateTime, utcnow
 
 EVENT_TYPE = "comment.decided"
 RETRY_FOR = timedelta(hours=24)
@@ -30,11 +32,11 @@ LEASE = timedelta(seconds=60)
 TIMEOUT_SECONDS = 10
 BATCH = 100
 SEND_FOR = (LEASE - 2 * timedelta(seconds=TIMEOUT_SECONDS)).total_seconds()  # then stop, so no lease runs out mid-batch
+EVENTS_PER_STATEMENT = 100  # SQLite allows 500 parts to a UNION ALL
 MAX_ANSWER = 64 * 1024  # a receiver's answer read before its connection is reused; a longer one closes it
 CONNECTIONS = {"http": http.client.HTTPConnection, "https": http.client.HTTPSConnection}
 log = logging.getLogger(__name__)
-_WEBHOOK_CLIENTS = select(ApiClient.__table__.c.id).where(ApiClient.__table__.c.webhook_url.is_not(None),
-                                                          ApiClient.__table__.c.revoked_at.is_(None))
+CLIENTS, DELIVERIES = ApiClient.__table__, Delivery.__table__
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -42,22 +44,34 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def enqueue(session: Session, events: list[tuple[int, int, dict]], now: datetime) -> None:
+def enqueue(session: Session | Connection, events: list[tuple[int, int, dict]], now: datetime) -> None:
     """Write (comment id, decision id, data) events for every client with a webhook URL, in the caller's transaction.
 
-    The stored body leaves out the event id, which differs per client; it is added when sending.
+    One statement pairs the events with the clients in the database. The stored body leaves out
+    the event id, which differs per client; it is added when sending.
     """
-    if not events:
-        return
-    clients = list(session.scalars(_WEBHOOK_CLIENTS))
-    rows = []
-    for comment_id, decision_id, data in events:
-        body = json.dumps({"type": EVENT_TYPE, "created_at": now.isoformat(), "data": data}, ensure_ascii=False,
-                          separators=(",", ":"))
-        rows.extend({"event_id": f"evt_{decision_id}_{client_id}", "client_id": client_id, "comment_id": comment_id,
-                     "body": body, "created_at": now, "next_attempt_at": now, "attempts": 0} for client_id in clients)
-    if rows:
-        session.execute(insert(Delivery.__table__), rows)
+    for start in range(0, len(events), EVENTS_PER_STATEMENT):
+        chunk = events[start:start + EVENTS_PER_STATEMENT]
+        parameters = {"now": now}
+        for index, (comment_id, decision_id, data) in enumerate(chunk):
+            parameters |= {f"comment_{index}": comment_id, f"decision_{index}": decision_id, f"body_{index}": json.dumps(
+                {"type": EVENT_TYPE, "created_at": now.isoformat(), "data": data}, ensure_ascii=False, separators=(",", ":"))}
+        session.execute(_enqueue_statement(len(chunk)), parameters)
+
+
+@lru_cache(maxsize=EVENTS_PER_STATEMENT)
+def _enqueue_statement(count: int):
+    """INSERT ... SELECT of `count` events (bound as comment_0, decision_0, body_0, ...) for each client with a webhook."""
+    events = union_all(*(select(bindparam(f"comment_{index}", type_=Integer).label("comment_id"),
+                                bindparam(f"decision_{index}", type_=Integer).label("decision_id"),
+                                bindparam(f"body_{index}", type_=Text).label("body")) for index in range(count))).cte("events")
+    now = bindparam("now", type_=UTCDateTime)
+    pairs = select(literal("evt_") + cast(events.c.decision_id, String) + "_" + cast(CLIENTS.c.id, String), CLIENTS.c.id,
+                   events.c.comment_id, events.c.body, now, now, literal(0)) \
+        .select_from(events.join(CLIENTS, true())) \
+        .where(CLIENTS.c.webhook_url.is_not(None), CLIENTS.c.revoked_at.is_(None))
+    return insert(DELIVERIES).from_select(
+        ["event_id", "client_id", "comment_id", "body", "created_at", "next_attempt_at", "attempts"], pairs)
 
 
 def due(session: Session, now: datetime, limit: int) -> list[int]:

@@ -314,3 +314,12 @@ def test_comments_handed_over_by_many_threads_at_once_are_each_stored_once(datab
         assert count(check, Comment) == 30 and count(check, Revision) == 30
     outcomes = sorted(result.outcome for result in results.values())
     assert outcomes.count("created") == 30 and outcomes.count("unchanged") == 10
+
+
+def test_the_intake_applies_thresholds_changed_in_this_process_at_once(database, session, scorer, no_sample):
+    intake = Intake(database, lambda: scorer)
+    assert intake.receive(incoming("s1", INSULT)).comment.status == "pending"
+    settings.pin_thresholds(session, {"toxic": LabelThresholds(0.3, 0.5)})
+    session.commit()
+    intake.forget_settings()
+    assert intake.receive(incoming("s2", INSULT)).comment.status == "rejected"

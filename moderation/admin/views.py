@@ -18,7 +18,7 @@ from ..policy import LabelThresholds
 from ..registry import NoModelError
 from ..service import set_premoderation
 from ..validation import InputError
-from ..web import admin_required, db, label_name, scorer
+from ..web import admin_required, db, intake, label_name, scorer
 from .dashboard import dashboard as figures
 from .models import ApiClient, Delivery, DeliveryAttempt
 
@@ -140,6 +140,7 @@ def thresholds():
             settings.pin_thresholds(db(), pinned)
             settings.set_qa_share(db(), share_value)
             db().commit()
+            intake().forget_settings()
             flash(_("Thresholds saved. They apply to comments received from now on."), "info")
         return redirect(url_for("admin.thresholds"))
     return render_template("admin/thresholds.html", model_policy=model_policy, site=site)
