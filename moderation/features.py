@@ -173,7 +173,8 @@ class ContextFeatures(BaseEstimator, TransformerMixin):
     def counts_vector(self, counts: Counter) -> dict[str, float]:
         """Unit-length TF-IDF vector of topic-word counts, which the scorer sums over a thread's comments."""
         idf, unseen = self.idf_, self.unseen_idf_
-        weights = {word: (1 + math.log(count)) * idf.get(word, unseen) for word, count in counts.items()}
+        weights = {word: idf.get(word, unseen) if count == 1 else (1 + math.log(count)) * idf.get(word, unseen)
+                   for word, count in counts.items()}
         norm = math.sqrt(sum(value * value for value in weights.values()))
         return {word: value / norm for word, value in weights.items()} if norm else {}
 

@@ -184,10 +184,15 @@ def _add_block(decisions, per_token, tokens, grams_by_token, counts: Counter, ta
     squares = 0.0
     for gram, count in counts.items():
         entry = table.get(gram)
-        if entry is not None:
+        if entry is None:
+            continue
+        if count == 1:  # most n-grams of a comment occur once: no logarithm, no division
+            value = entry[0]
+            unit[gram] = (value * entry[1], value * entry[2])
+        else:
             value = (1.0 + math.log(count)) * entry[0]
-            squares += value * value
             unit[gram] = (value * entry[1] / count, value * entry[2] / count)
+        squares += value * value
     if not unit:
         return
     norm = math.sqrt(squares)

@@ -227,7 +227,7 @@ def _exchange(connection: http.client.HTTPConnection, path: str, body: bytes, he
     return response.status
 
 
-def run(database: Database, stop, interval: float = 1.0, limit: int = BATCH) -> None:
+def run(database: Database, stop, interval: float = 0.2, limit: int = BATCH) -> None:
     """Deliver until `stop` (a threading.Event) is set: again at once while there is a backlog, else every `interval` seconds."""
     with Connections() as connections:
         while not stop.is_set():
