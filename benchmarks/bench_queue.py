@@ -37,8 +37,8 @@ from moderation.comments.models import PENDING, Comment, Revision, Score  # noqa
 from moderation.database import Database, upgrade, utcnow  # noqa: E402
 from moderation.policy import PUBLISH, REJECT, REVIEW, priority  # noqa: E402
 from moderation.queue.listing import Filters, claimed_elsewhere, waiting  # noqa: E402
+from moderation.receiving import IncomingComment, receive_comment  # noqa: E402
 from moderation.registry import NoModelError, RegistryError, default_models_dir  # noqa: E402
-from moderation.service import IncomingComment, receive_comment  # noqa: E402
 
 DATA = ROOT / "data"
 BASELINE = 1_000

@@ -18,9 +18,10 @@ from sqlalchemy.orm import Session
 
 from .auth.models import User
 from .comments.models import PENDING, PUBLISHED, REJECTED
+from .receiving import IncomingComment, receive_comment
 from .registry import PROJECT_ROOT
 from .scorer import Scorer
-from .service import IncomingComment, decide, receive_comment
+from .service import decide
 
 DATA = PROJECT_ROOT / "data"
 DEMO_COMMENTS = 1500

@@ -2,7 +2,7 @@
 
 A busy site sends comments faster than a small machine commits one transaction each. Each
 request thread adds its comment to the process's intake; one of the waiting threads leads: it
-takes everything waiting, receives it with `service.receive_comments`, hands each result back
+takes everything waiting, receives it with `receiving.receive_comments`, hands each result back
 and lets the next leader take what arrived meanwhile. An idle server receives batches of one in
 the request's own thread, so nobody waits for a batch to fill or for another thread to wake.
 
@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 
 from . import settings
 from .database import Database
+from .receiving import IncomingComment, Received, receive_comments
 from .scorer import Scorer
-from .service import IncomingComment, Received, receive_comments
 
 MAX_BATCH = 100
 SETTINGS_SECONDS = 2.0

@@ -206,7 +206,7 @@ def add_user(session, username, role="moderator", password_hash=None, **fields):
 
 def incoming(comment_id, text, article="politique-test", **fields):
     """An incoming comment on a small test article about a constitutional referendum."""
-    from moderation.service import IncomingComment
+    from moderation.receiving import IncomingComment
 
     fields.setdefault("article_title", "Référendum : le projet de nouvelle Constitution soumis au vote")
     fields.setdefault("article_body", "Le gouvernement soumet au vote le projet de Constitution. L'opposition appelle au boycott "

@@ -13,7 +13,7 @@ from sqlalchemy import select
 import moderation
 from moderation.comments.models import Decision
 from moderation.database import Database
-from moderation.service import receive_comment
+from moderation.receiving import receive_comment
 
 from .conftest import PASSWORD, ROOT, add_user, incoming
 

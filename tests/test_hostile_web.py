@@ -15,7 +15,8 @@ from moderation import settings
 from moderation.auth.models import User
 from moderation.comments.models import Comment, Decision
 from moderation.database import Base, Database, load_tables, utcnow
-from moderation.service import claim, receive_comment
+from moderation.receiving import receive_comment
+from moderation.service import claim
 from moderation.validation import InputError
 
 from .conftest import POSTGRES_MISSING, add_user, csrf_token, incoming, login

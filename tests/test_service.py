@@ -11,17 +11,8 @@ from moderation.comments.models import Article, Comment, Decision, Revision, Sco
 from moderation.database import utcnow
 from moderation.intake import Intake
 from moderation.policy import LabelThresholds
-from moderation.service import (
-    AlreadyDecided,
-    ClaimedByOther,
-    Edited,
-    Received,
-    claim,
-    decide,
-    receive_comment,
-    receive_comments,
-    set_premoderation,
-)
+from moderation.receiving import Received, receive_comment, receive_comments
+from moderation.service import AlreadyDecided, ClaimedByOther, Edited, claim, decide, set_premoderation
 from moderation.validation import InputError
 
 from .conftest import add_user, incoming

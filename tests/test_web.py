@@ -8,7 +8,8 @@ from sqlalchemy import select
 
 from moderation import settings
 from moderation.comments.models import Article, Comment, Decision
-from moderation.service import receive_comment, set_premoderation
+from moderation.receiving import receive_comment
+from moderation.service import set_premoderation
 
 from .conftest import PASSWORD, csrf_token, incoming, login
 

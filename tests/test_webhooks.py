@@ -16,7 +16,8 @@ from moderation import settings, webhooks
 from moderation.admin.models import ApiClient, Delivery, DeliveryAttempt
 from moderation.api.clients import create_client
 from moderation.database import utcnow
-from moderation.service import decide, receive_comment
+from moderation.receiving import receive_comment
+from moderation.service import decide
 from moderation.webhooks import Connections, deliver_due, payload, run
 
 from .conftest import add_user, incoming

@@ -4,7 +4,7 @@ the tests."""
 
 from ..integrations.coral import FLAG_REASONS, REJECTION_CODES, SIGNATURE_HEADER
 from ..integrations.perspective import ATTRIBUTES, LANGUAGES, PROBABILITY, STATUSES, TEXT_TYPES, VERSION
-from ..service import MAX_ID_CHARS, OPTIONAL_FIELDS
+from ..receiving import MAX_ID_CHARS, OPTIONAL_FIELDS
 from ..validation import MAX_TEXT_CHARS
 
 NO_NUL = "^[^\\u0000]*$"  # text is stored exactly, and a NUL character cannot be

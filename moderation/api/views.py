@@ -5,8 +5,9 @@ from sqlalchemy import func, select
 
 from ..comments.models import PENDING, Article, Comment
 from ..queue.listing import explanations
+from ..receiving import IncomingComment, Received, StoredComment, UnknownArticle, receive_comments, stored_comment
 from ..registry import NoModelError
-from ..service import IncomingComment, Received, StoredComment, UnknownArticle, receive_comments, save_article, stored_comment
+from ..service import save_article
 from ..validation import InputError
 from ..web import csrf, db, intake, scorer
 from .clients import KeyRefused, authenticate

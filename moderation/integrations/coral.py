@@ -52,9 +52,9 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from .. import settings, web
 from ..api.errors import error_response
 from ..comments.models import PENDING, REJECTED
+from ..receiving import MAX_ID_CHARS, IncomingComment, StoredComment
 from ..registry import NoModelError
 from ..scorer import Scorer
-from ..service import MAX_ID_CHARS, IncomingComment, StoredComment
 from ..validation import InputError, check_text
 from ..web import csrf, intake
 
