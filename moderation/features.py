@@ -171,12 +171,17 @@ class ContextFeatures(BaseEstimator, TransformerMixin):
         return self.counts_vector(Counter(topic_words(normalised)))
 
     def counts_vector(self, counts: Counter) -> dict[str, float]:
-        """Unit-length TF-IDF vector of topic-word counts, which the scorer sums over a thread's comments."""
-        idf, unseen = self.idf_, self.unseen_idf_
-        weights = {word: idf.get(word, unseen) if count == 1 else (1 + math.log(count)) * idf.get(word, unseen)
-                   for word, count in counts.items()}
+        """Unit-length TF-IDF vector of topic-word counts."""
+        weights = {word: self.weight(word, count) for word, count in counts.items()}
         norm = math.sqrt(sum(value * value for value in weights.values()))
         return {word: value / norm for word, value in weights.items()} if norm else {}
+
+    def weight(self, word: str, count: int) -> float:
+        """TF-IDF weight of a topic word counted `count` times (sublinear, like the text blocks); 0 for none."""
+        if count == 0:
+            return 0.0
+        idf = self.idf_.get(word, self.unseen_idf_)
+        return idf if count == 1 else (1 + math.log(count)) * idf
 
     def row(self, text: str, article: dict[str, float], thread: dict[str, float]) -> list[float]:
         """The context features of one normalised comment against prepared article and thread vectors."""

@@ -8,6 +8,7 @@ n-gram and a few sums. The numbers are those of the saved pipelines (tests hold 
 
 import math
 import re
+import threading
 from collections import Counter, defaultdict
 from functools import lru_cache
 from itertools import chain
@@ -22,6 +23,7 @@ from .validation import check_article, check_text
 # Articles and threads in play, and their lines: a thread is 20 comments, most of them one line long.
 CONTEXT_CACHE_SIZE = 512
 THREAD_LINE_CACHE_SIZE = 4096
+REBUILD_AFTER = 64
 EXPLANATION_TERMS = 5
 EXPLANATION_MIN_WEIGHT = 0.05
 RELEVANCE_TERM = "(article relevance)"
@@ -60,22 +62,31 @@ class Scorer:
         self._intercepts = [weights[label][1] for label in LABELS]
         self._calibration = [weights[label][2] for label in LABELS]
         self._article_vector = lru_cache(maxsize=CONTEXT_CACHE_SIZE)(self._normalised_vector)
-        self._thread_vector = lru_cache(maxsize=CONTEXT_CACHE_SIZE)(self._summed_vector)
         self._line_words = lru_cache(maxsize=THREAD_LINE_CACHE_SIZE)(_line_topic_words)
+        self._threads: dict[str, _Thread] = {}  # by article text: the last thread seen there
+        self._threads_lock = threading.Lock()
 
     def _normalised_vector(self, article_text: str) -> dict[str, float]:
         """Context vector of an article; cached, since many comments share one article."""
         return self._context.vector(normalise_context(article_text))
 
-    def _summed_vector(self, thread_text: str) -> dict[str, float]:
-        """Context vector of a thread, from the cached topic words of each of its lines.
+    def _thread_vector(self, article_text: str, thread_text: str) -> "_Thread | dict":
+        """Context vector of a thread, moved on from the last thread seen on the same article.
 
-        A thread is the latest comments, so it changes whenever one is published; cached by line,
-        only the new comment is normalised again. The pipeline normalises a thread line by line
-        too, so these counts are exactly its own.
+        A thread is the latest comments, so it changes whenever one is published, by a comment or
+        two: only the lines that came and went are counted (their topic words cached by line). The
+        pipeline normalises a thread line by line too, so these counts are exactly its own.
         """
-        words = chain.from_iterable(self._line_words(line) for line in context_lines(thread_text))
-        return self._context.counts_vector(Counter(words))
+        if not thread_text:
+            return {}
+        previous = self._threads.get(article_text)
+        thread = _Thread.moved(previous, context_lines(thread_text), self._line_words, self._context.weight)
+        with self._threads_lock:
+            self._threads.pop(article_text, None)
+            self._threads[article_text] = thread
+            if len(self._threads) > CONTEXT_CACHE_SIZE:
+                del self._threads[next(iter(self._threads))]
+        return thread
 
     def score(self, text: str, article: dict | None = None) -> dict:
         """Scores, labels, decision and explanation for one comment."""
@@ -138,10 +149,66 @@ class Scorer:
 
     def _add_context(self, decisions, extra, text, article_text, thread_text) -> None:
         """Add the off-topic context features and their contributions by explanation term."""
-        values = self._context.row(text, self._article_vector(article_text), self._thread_vector(thread_text))
+        values = self._context.row(text, self._article_vector(article_text), self._thread_vector(article_text, thread_text))
         for name, value, weight in zip(CONTEXT_FEATURES, values, self._context_weights):
             decisions[1] += value * weight
             extra[_CONTEXT_GROUPS[name]] += value * weight
+
+
+class _Thread:
+    """A thread's topic-word counts and squared norm, read as its unit TF-IDF vector (get, items, len).
+
+    Made from the previous thread of the same article by the lines that came and went; summed
+    afresh every REBUILD_AFTER moves, and when most lines changed, so rounding cannot build up.
+    """
+
+    __slots__ = ("lines", "counts", "squares", "moves", "weight", "norm")
+
+    def __init__(self, lines: list[str], counts: dict[str, int], squares: float, moves: int, weight):
+        self.lines, self.counts, self.moves, self.weight = lines, counts, moves, weight
+        self.squares = squares if counts else 0.0
+        self.norm = math.sqrt(self.squares)
+
+    @classmethod
+    def moved(cls, previous: "_Thread | None", lines: list[str], words_of, weight) -> "_Thread":
+        """The thread of `lines`, from `previous` when only a few lines differ."""
+        if previous is not None and previous.moves < REBUILD_AFTER:
+            before, now = Counter(previous.lines), Counter(lines)
+            gone, came = before - now, now - before
+            if gone.total() + came.total() <= len(lines) // 2:
+                return previous._changed_by(lines, gone, came, words_of)
+        counts = Counter(chain.from_iterable(words_of(line) for line in lines))
+        return cls(lines, counts, sum(weight(word, count) ** 2 for word, count in counts.items()), 0, weight)
+
+    def _changed_by(self, lines: list[str], gone: Counter, came: Counter, words_of) -> "_Thread":
+        """A new thread: this one without the `gone` lines and with the `came` ones."""
+        delta = Counter()
+        for changed, sign in ((gone, -1), (came, 1)):
+            for line, times in changed.items():
+                for word in words_of(line):
+                    delta[word] += sign * times
+        counts, squares = dict(self.counts), self.squares
+        for word, change in delta.items():
+            if change:
+                old = counts.get(word, 0)
+                squares += self.weight(word, old + change) ** 2 - self.weight(word, old) ** 2
+                if old + change:
+                    counts[word] = old + change
+                else:
+                    del counts[word]
+        return _Thread(lines, counts, squares, self.moves + 1, self.weight)
+
+    def get(self, word: str, default: float = 0.0) -> float:
+        """The word's weight in the unit vector."""
+        count = self.counts.get(word)
+        return self.weight(word, count) / self.norm if count else default
+
+    def items(self):
+        """(word, weight) pairs of the unit vector."""
+        return ((word, self.weight(word, count) / self.norm) for word, count in self.counts.items())
+
+    def __len__(self) -> int:
+        return len(self.counts)
 
 
 def _line_topic_words(line: str) -> tuple[str, ...]:

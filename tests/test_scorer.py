@@ -90,7 +90,23 @@ def test_a_thread_gaining_one_comment_at_a_time_scores_as_on_a_cold_scorer(score
         article = dict(ARTICLE, comments=pool[start:start + 20])
         cold = Scorer(scorer.pipelines, scorer.policy, scorer.version)
         for text in ("Les patrouilles communes, enfin", pool[start + 20]):
-            assert warm.score(text, article) == cold.score(text, article)
+            moved, fresh = warm.score(text, article), cold.score(text, article)
+            assert moved["off_topic"] == pytest.approx(fresh["off_topic"], abs=1e-12)
+            assert (moved["toxic"], moved["labels"], moved["decision"]) == (fresh["toxic"], fresh["labels"], fresh["decision"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from([*THREAD, "", "Bravo", "Bravo !", "la frontière est longue"]), min_size=20, max_size=40),
+       st.lists(st.tuples(st.integers(0, 2), st.integers(-1, 1)), min_size=1, max_size=20))
+def test_a_thread_moving_any_way_on_one_article_scores_as_the_pipeline(scorer, pool, moves):
+    warm = Scorer(scorer.pipelines, scorer.policy, scorer.version)
+    start, size = 0, 12
+    for shift, growth in moves:  # a comment or two published, an old one gone, the same lines again...
+        start, size = start + shift, max(0, size + growth)
+        article = dict(ARTICLE, comments=pool[start:start + size])
+        fast = warm.score("Les patrouilles communes, enfin", article)
+        slow = pipeline_scores(scorer, "Les patrouilles communes, enfin", article)
+        assert fast["off_topic"] == pytest.approx(slow["off_topic"], abs=1e-9)
 
 
 @settings(max_examples=200, deadline=None)
