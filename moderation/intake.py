@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Connection
 
 from . import settings
 from .database import Database
@@ -86,16 +86,16 @@ class Intake:
         """Receive comments read the same way in one call and record what became of each."""
         try:
             scorer = self._scorer()
-            with self._database.session() as session:
-                results = receive_comments(session, reading(scorer) if reading else scorer, [item.incoming for item in batch],
-                                           site=self._settings(session))
+            with self._database.engine.connect() as connection:
+                results = receive_comments(connection, reading(scorer) if reading else scorer, [item.incoming for item in batch],
+                                           site=self._settings(connection))
         except BaseException as error:  # the database or the model failed: every request in the batch hears it
             results = [error] * len(batch)
         for item, result in zip(batch, results):
             item.outcome, item.done = result, True
 
-    def _settings(self, session: Session) -> settings.SiteSettings:
+    def _settings(self, connection: Connection) -> settings.SiteSettings:
         """The site's settings, read at most every SETTINGS_SECONDS."""
         if self._site is None or self._site[0] <= time.monotonic():
-            self._site = (time.monotonic() + SETTINGS_SECONDS, settings.current(session))
+            self._site = (time.monotonic() + SETTINGS_SECONDS, settings.current(connection))
         return self._site[1]

@@ -70,6 +70,8 @@ _STORED = select(
     .where(COMMENTS.c.external_id.in_(bindparam("ids", expanding=True))).order_by(SCORES.c.id)
 
 
+MODEL_VERSIONS = ModelVersion.__table__
+_FIND_MODEL_VERSION = select(MODEL_VERSIONS.c.version).where(MODEL_VERSIONS.c.version == bindparam("version"))
 _INSERT_ARTICLE = insert(ARTICLES).returning(ARTICLES.c.id)
 
 
@@ -144,7 +146,8 @@ class _ArticleContext:
     premoderated: bool
 
 
-def receive_comment(session: Session, scorer: Scorer, incoming: IncomingComment, now: datetime | None = None) -> Received:
+def receive_comment(session: Session | Connection, scorer: Scorer, incoming: IncomingComment,
+                    now: datetime | None = None) -> Received:
     """Score, decide and store one comment; the same id and text again returns what is stored."""
     result = receive_comments(session, scorer, [incoming], now)[0]
     if isinstance(result, InputError):
@@ -152,7 +155,7 @@ def receive_comment(session: Session, scorer: Scorer, incoming: IncomingComment,
     return result
 
 
-def receive_comments(session: Session, scorer: Scorer, incomings: list[IncomingComment], now: datetime | None = None,
+def receive_comments(session: Session | Connection, scorer: Scorer, incomings: list[IncomingComment], now: datetime | None = None,
                      site: settings.SiteSettings | None = None) -> list[Received | InputError]:
     """Receive many comments in one transaction; each gets what became of it, or the error refusing it, in order.
 
@@ -185,7 +188,7 @@ def receive_comments(session: Session, scorer: Scorer, incomings: list[IncomingC
     return results
 
 
-def _receive_and_commit(session: Session, scorer: Scorer, batch: list[IncomingComment], now: datetime,
+def _receive_and_commit(session: Session | Connection, scorer: Scorer, batch: list[IncomingComment], now: datetime,
                         site: settings.SiteSettings | None) -> list[Received | InputError]:
     """One attempt at receiving comments with distinct ids, committed, or rolled back entirely."""
     try:
@@ -211,15 +214,15 @@ def _check_incoming(incoming: IncomingComment) -> None:
         raise InputError("'created_at' must be a date and time with its time zone", "created_at")
 
 
-def _receive(session: Session, scorer: Scorer, everything: list[IncomingComment], now: datetime,
+def _receive(session: Session | Connection, scorer: Scorer, everything: list[IncomingComment], now: datetime,
              site: settings.SiteSettings | None) -> list[Received | InputError]:
     """The body of receive_comments for comments with distinct ids, inside its transaction.
 
-    Core statements, each for the whole batch, on the session's connection rather than through
-    the ORM: this runs for every comment a site sends, and the ORM's bookkeeping cost more than
-    scoring the comment.
+    Core statements, each for the whole batch, on the session's connection (or the connection
+    given) rather than through the ORM: this runs for every comment a site sends, and the ORM's
+    bookkeeping cost more than scoring the comment.
     """
-    connection = session.connection()
+    connection = session.connection() if isinstance(session, Session) else session
     articles = _articles(connection, everything)
     refused = {one.id: UnknownArticle(one.article_id) for one in everything if one.article_id not in articles}
     batch = [one for one in everything if one.id not in refused]
@@ -227,7 +230,7 @@ def _receive(session: Session, scorer: Scorer, everything: list[IncomingComment]
     unchanged = _stored(connection, [one.id for one in batch if one.id in current and current[one.id].text == one.text])
     fresh = [one for one in batch if one.id not in unchanged]
     threads = _threads(connection, {articles[one.article_id].id for one in fresh})
-    site = site or settings.current(session)
+    site = site or settings.current(connection)
     made = [_made(scorer, site, one, current.get(one.id), articles[one.article_id], threads, now) for one in fresh]
     _insert_comments(connection, made, now)
     revision_ids = _insert_many(connection, REVISIONS, [
@@ -244,7 +247,7 @@ def _receive(session: Session, scorer: Scorer, everything: list[IncomingComment]
                                                m.verdict.reason, m.scores))
         for m, decision_id in zip(made, decision_ids) if m.verdict.decision != REVIEW], now)
     if made:
-        _note_model_version(session, scorer)
+        _note_model_version(connection, scorer, now)
     stored = {m.incoming.id: m.stored(score_id, scorer.version) for m, score_id in zip(made, score_ids)}
     return [refused[one.id] if one.id in refused else Received(unchanged[one.id], "unchanged") if one.id in unchanged else
             Received(stored[one.id], "created" if one.id not in current else "edited") for one in everything]
@@ -426,15 +429,16 @@ def stored_comment(session: Session, external_id: str) -> StoredComment | None:
     return _stored(session.connection(), [external_id]).get(external_id)
 
 
-def _note_model_version(session: Session, scorer: Scorer) -> None:
+def _note_model_version(connection: Connection, scorer: Scorer, now: datetime) -> None:
     """Record the first use of a model version, with its held-out metrics (in the comment's transaction).
 
     Once a connection has seen the version stored, it stops asking.
     """
-    seen = session.connection().info.setdefault("palabre.model_versions", set())
+    seen = connection.info.setdefault("palabre.model_versions", set())
     if scorer.version in seen:
         return
-    if session.get(ModelVersion, scorer.version) is None:
-        session.add(ModelVersion(version=scorer.version, metrics=scorer.metadata.get("metrics", {}).get("holdout", {})))
+    if connection.execute(_FIND_MODEL_VERSION, {"version": scorer.version}).first() is None:
+        connection.execute(insert(MODEL_VERSIONS), {"version": scorer.version, "first_used_at": now,
+                                                    "metrics": scorer.metadata.get("metrics", {}).get("holdout", {})})
     else:
         seen.add(scorer.version)

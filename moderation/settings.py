@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import JSON, String, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .database import Base, UTCDateTime, utcnow
@@ -46,7 +47,7 @@ _ALL = select(Setting.__table__.c.key, Setting.__table__.c.value)
 _CORAL_SECRETS = select(Setting.__table__.c.value).where(Setting.__table__.c.key == CORAL_SECRETS)
 
 
-def current(session: Session) -> SiteSettings:
+def current(session: Session | Connection) -> SiteSettings:
     """Read the settings in force."""
     stored = dict(session.execute(_ALL).all())
     pinned = stored.get(THRESHOLDS) or {}
