@@ -36,29 +36,16 @@ from .validation import MAX_ARTICLE_CHARS, InputError, check_optional_text, chec
 
 OPTIONAL_FIELDS = {"author_id": 255, "author_name": 255, "language": 16,
                    "article_title": 2_000, "article_body": MAX_ARTICLE_CHARS, "article_url": 2_000}
-
-
 THREAD_COMMENTS = 20
-
-
 MAX_ID_CHARS = 255
-
-
 STATUS_OF = {PUBLISH: PUBLISHED, REVIEW: PENDING, REJECT: REJECTED}
-
-
 ARTICLES, COMMENTS, REVISIONS, SCORES, DECISIONS = (model.__table__ for model in (Article, Comment, Revision, Score, Decision))
-
-
+MODEL_VERSIONS = ModelVersion.__table__
 # Built once: receiving runs for every comment a site sends, and building a statement costs as much as running it.
 _FIND_ARTICLES = select(ARTICLES.c.id, ARTICLES.c.external_id, ARTICLES.c.title, ARTICLES.c.body, ARTICLES.c.url,
                         ARTICLES.c.premoderated).where(ARTICLES.c.external_id.in_(bindparam("ids", expanding=True)))
-
-
 _FIND_COMMENTS = select(COMMENTS.c.id, COMMENTS.c.external_id, COMMENTS.c.text, COMMENTS.c.revision) \
     .where(COMMENTS.c.external_id.in_(bindparam("ids", expanding=True)))
-
-
 _STORED = select(
     COMMENTS.c.id, COMMENTS.c.external_id, COMMENTS.c.article_id, ARTICLES.c.external_id.label("article_external_id"),
     COMMENTS.c.text, COMMENTS.c.revision, COMMENTS.c.status, COMMENTS.c.suggestion, COMMENTS.c.review_reason,
@@ -68,13 +55,8 @@ _STORED = select(
     .join(REVISIONS, (REVISIONS.c.comment_id == COMMENTS.c.id) & (REVISIONS.c.number == COMMENTS.c.revision)) \
     .join(SCORES, SCORES.c.revision_id == REVISIONS.c.id) \
     .where(COMMENTS.c.external_id.in_(bindparam("ids", expanding=True))).order_by(SCORES.c.id)
-
-
-MODEL_VERSIONS = ModelVersion.__table__
 _FIND_MODEL_VERSION = select(MODEL_VERSIONS.c.version).where(MODEL_VERSIONS.c.version == bindparam("version"))
 _INSERT_ARTICLE = insert(ARTICLES).returning(ARTICLES.c.id)
-
-
 _INSERTS = {table.name: insert(table).returning(table.c.id, sort_by_parameter_order=True) for table in (COMMENTS, REVISIONS, SCORES,
                                                                                                       DECISIONS)}
 

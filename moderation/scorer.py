@@ -175,6 +175,8 @@ class _Thread:
         if previous is not None and previous.moves < REBUILD_AFTER:
             before, now = Counter(previous.lines), Counter(lines)
             gone, came = before - now, now - before
+            if not gone and not came:  # nothing published since: the same thread
+                return previous
             if gone.total() + came.total() <= len(lines) // 2:
                 return previous._changed_by(lines, gone, came, words_of)
         counts = Counter(chain.from_iterable(words_of(line) for line in lines))

@@ -44,6 +44,7 @@ import hmac
 import json
 import os
 import time
+from functools import lru_cache
 from html import unescape
 from html.parser import HTMLParser
 
@@ -65,6 +66,7 @@ SECRET_VARIABLE = "MODERATION_CORAL_SECRET"
 ADMIN_SECRETS_SECONDS = 2.0
 _admin_secrets: dict[str, tuple[float, list[str]]] = {}  # database URL -> (read again after, secrets)
 SIGNATURE_HEADER = "X-Coral-Signature"
+THREAD_CACHE_SIZE = 4096  # thread comments read as text: 20 per article in play
 FLAG_REASONS = {"toxic": "COMMENT_DETECTED_TOXIC", "off_topic": "COMMENT_DETECTED_SPAM"}
 REJECTION_CODES = {"toxic": "ABUSIVE", "off_topic": "SPAM"}
 CORAL_FIELDS = {"text": "comment.body", "id": "comment.id", "article_id": "story.id", "article_title": "story.title",
@@ -257,13 +259,19 @@ class PlainTextScorer:
         """Score the visible text, then move every highlighted span back onto the characters it came from."""
         visible = VisibleText(text)
         if article and article.get("comments"):
-            article = {**article, "comments": [VisibleText(other).text for other in article["comments"]]}
+            article = {**article, "comments": [visible_text(other) for other in article["comments"]]}
         result = self._serving.score(visible.text, article)
         result["explanation"] = {
             label: [{**term, "spans": [visible.source_span(start, end) for start, end in term["spans"]]} for term in terms]
             for label, terms in result["explanation"].items()
         }
         return result
+
+
+@lru_cache(maxsize=THREAD_CACHE_SIZE)
+def visible_text(html: str) -> str:
+    """What a reader sees of a comment of the thread; cached, as each stays in its thread for the next twenty comments."""
+    return VisibleText(html).text
 
 
 class VisibleText(HTMLParser):
