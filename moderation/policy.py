@@ -1,7 +1,8 @@
 """Policy: from a comment's scores to a decision, kept apart from how the scores are made.
 
 Per label a review threshold (at or above it a person looks) and an optional reject threshold
-(off by default: people decide). A pre-moderated article sends everything to review.
+(off by default: people decide). A pre-moderated article sends everything to review. A
+moderator's decision stands until a moderator changes it, whatever the comment's author edits.
 """
 
 import hashlib
@@ -54,6 +55,18 @@ class Policy:
         if premoderated or self.labels(scores):
             return REVIEW
         return PUBLISH
+
+
+def moderator_decision_stands(moderator_decision: str, model_decision: str, review_rejected_edits: bool) -> bool:
+    """Whether a moderator's decision (publish or reject) still holds after the author edited the comment.
+
+    A rejection stands, so a removed comment cannot come back by being edited, unless the site
+    asks to review such edits. An approval stands while the model would publish the new text;
+    new text it would hold or reject goes back to a moderator rather than being decided by the model.
+    """
+    if moderator_decision == REJECT:
+        return not review_rejected_edits
+    return model_decision == PUBLISH
 
 
 PREMODERATION_BONUS = 0.3

@@ -7,19 +7,21 @@ again returns what is stored, new text is an edit. The API, Coral and the intake
 do not repeat it.
 """
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
 from sqlalchemy import bindparam, insert, select, union_all, update
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from . import settings, webhooks
 from .admin.models import ModelVersion
 from .comments.models import (
     BY_MODEL,
+    BY_MODERATOR,
     PENDING,
     PUBLISHED,
     REJECTED,
@@ -30,21 +32,25 @@ from .comments.models import (
     Score,
 )
 from .database import utcnow
-from .policy import PUBLISH, REJECT, REVIEW, in_sample, priority
+from .policy import PUBLISH, REJECT, REVIEW, in_sample, moderator_decision_stands, priority
 from .scorer import Scorer
-from .validation import MAX_ARTICLE_CHARS, InputError, check_optional_text, check_text
+from .validation import MAX_ARTICLE_CHARS, InputError, check_moment, check_optional_text, check_text, same_visible_text
 
 OPTIONAL_FIELDS = {"author_id": 255, "author_name": 255, "language": 16,
                    "article_title": 2_000, "article_body": MAX_ARTICLE_CHARS, "article_url": 2_000}
 THREAD_COMMENTS = 20
+ATTEMPTS = 3
 MAX_ID_CHARS = 255
 STATUS_OF = {PUBLISH: PUBLISHED, REVIEW: PENDING, REJECT: REJECTED}
+EDITED = "edited"  # why an edit of a comment a moderator decided waits for a moderator again
 ARTICLES, COMMENTS, REVISIONS, SCORES, DECISIONS = (model.__table__ for model in (Article, Comment, Revision, Score, Decision))
 MODEL_VERSIONS = ModelVersion.__table__
+logger = logging.getLogger(__name__)
 # Built once: receiving runs for every comment a site sends, and building a statement costs as much as running it.
 _FIND_ARTICLES = select(ARTICLES.c.id, ARTICLES.c.external_id, ARTICLES.c.title, ARTICLES.c.body, ARTICLES.c.url,
                         ARTICLES.c.premoderated).where(ARTICLES.c.external_id.in_(bindparam("ids", expanding=True)))
-_FIND_COMMENTS = select(COMMENTS.c.id, COMMENTS.c.external_id, COMMENTS.c.text, COMMENTS.c.revision) \
+_FIND_COMMENTS = select(COMMENTS.c.id, COMMENTS.c.external_id, COMMENTS.c.text, COMMENTS.c.revision, COMMENTS.c.status,
+                        COMMENTS.c.decided_by, COMMENTS.c.review_reason) \
     .where(COMMENTS.c.external_id.in_(bindparam("ids", expanding=True)))
 _STORED = select(
     COMMENTS.c.id, COMMENTS.c.external_id, COMMENTS.c.article_id, ARTICLES.c.external_id.label("article_external_id"),
@@ -132,21 +138,23 @@ def receive_comment(session: Session | Connection, scorer: Scorer, incoming: Inc
                     now: datetime | None = None) -> Received:
     """Score, decide and store one comment; the same id and text again returns what is stored."""
     result = receive_comments(session, scorer, [incoming], now)[0]
-    if isinstance(result, InputError):
+    if isinstance(result, Exception):
         raise result
     return result
 
 
 def receive_comments(session: Session | Connection, scorer: Scorer, incomings: list[IncomingComment], now: datetime | None = None,
-                     site: settings.SiteSettings | None = None) -> list[Received | InputError]:
+                     site: settings.SiteSettings | None = None) -> list[Received | Exception]:
     """Receive many comments in one transaction; each gets what became of it, or the error refusing it, in order.
 
     One transaction and about ten statements for the lot, whatever their number: this is how a
-    busy site's comments (and the batch endpoint's) are stored at the rate they come. `site` is
-    the settings in force when the caller has them at hand; they are read otherwise.
+    busy site's comments (and the batch endpoint's) are stored at the rate they come. A comment
+    that makes the transaction fail fails alone: the others are received again without it. Only
+    a database that cannot be reached fails them all (raised). `site` is the settings in force
+    when the caller has them at hand; they are read otherwise.
     """
     now = now or utcnow()
-    results: list[Received | InputError | None] = [None] * len(incomings)
+    results: list[Received | Exception | None] = [None] * len(incomings)
     rounds: list[dict[str, int]] = []  # the same id twice is an edit of what the round before stored
     for index, incoming in enumerate(incomings):
         try:
@@ -161,29 +169,52 @@ def receive_comments(session: Session | Connection, scorer: Scorer, incomings: l
         free[incoming.id] = index
     for batch in rounds:
         indexes = list(batch.values())
-        try:
-            received = _receive_and_commit(session, scorer, [incomings[i] for i in indexes], now, site)
-        except IntegrityError:  # some arrived twice at once, through another process: this time they are found
-            received = _receive_and_commit(session, scorer, [incomings[i] for i in indexes], now, site)
-        for index, one in zip(indexes, received):
+        for index, one in zip(indexes, _receive_apart_on_failure(session, scorer, [incomings[i] for i in indexes], now, site)):
             results[index] = one
     return results
 
 
+def _receive_apart_on_failure(session: Session | Connection, scorer: Scorer, batch: list[IncomingComment], now: datetime,
+                              site: settings.SiteSettings | None) -> list[Received | Exception]:
+    """Receive comments together; if that fails, each alone, so a failure is only the failing comment's."""
+    try:
+        return _receive_and_commit(session, scorer, batch, now, site)
+    except (OperationalError, InterfaceError):  # the database, not a comment: nothing to set apart
+        raise
+    except Exception as error:
+        if len(batch) > 1:
+            return [one for incoming in batch for one in _receive_apart_on_failure(session, scorer, [incoming], now, site)]
+        logger.exception("comment %r could not be received", batch[0].id)
+        return [error]
+
+
 def _receive_and_commit(session: Session | Connection, scorer: Scorer, batch: list[IncomingComment], now: datetime,
                         site: settings.SiteSettings | None) -> list[Received | InputError]:
-    """One attempt at receiving comments with distinct ids, committed, or rolled back entirely."""
-    try:
-        received = _receive(session, scorer, batch, now, site)
-        session.commit()
-        return received
-    except BaseException:
-        session.rollback()
-        raise
+    """Receive comments with distinct ids, committed, or rolled back entirely.
+
+    Tried again when the comments changed under it (the same comment arriving at once through
+    another process, or a moderator deciding one that is being edited): the next try reads them anew.
+    """
+    for attempt in range(ATTEMPTS):
+        try:
+            received = _receive(session, scorer, batch, now, site)
+            session.commit()
+            return received
+        except (IntegrityError, _ChangedMeanwhile):
+            session.rollback()
+            if attempt == ATTEMPTS - 1:
+                raise
+        except BaseException:
+            session.rollback()
+            raise
+
+
+class _ChangedMeanwhile(Exception):
+    """A comment being edited was changed by someone else (a moderator's decision) since it was read."""
 
 
 def _check_incoming(incoming: IncomingComment) -> None:
-    """Refuse what cannot be stored exactly, naming the field."""
+    """Refuse what cannot be stored exactly, naming the field: nothing refused here can fail later in a batch."""
     check_text(incoming.text)
     for field in ("id", "article_id"):
         value = getattr(incoming, field)
@@ -192,11 +223,11 @@ def _check_incoming(incoming: IncomingComment) -> None:
         check_text(value, field, MAX_ID_CHARS)
     for field, limit in OPTIONAL_FIELDS.items():
         check_optional_text(getattr(incoming, field), field, limit)
-    if incoming.created_at is not None and (not isinstance(incoming.created_at, datetime) or incoming.created_at.tzinfo is None):
-        raise InputError("'created_at' must be a date and time with its time zone", "created_at")
+    if incoming.created_at is not None:
+        check_moment(incoming.created_at, "created_at")
 
 
-def _receive(session: Session | Connection, scorer: Scorer, everything: list[IncomingComment], now: datetime,
+def _receive(session: Session | Connection, scorer: Scorer, comments: list[IncomingComment], now: datetime,
              site: settings.SiteSettings | None) -> list[Received | InputError]:
     """The body of receive_comments for comments with distinct ids, inside its transaction.
 
@@ -205,87 +236,159 @@ def _receive(session: Session | Connection, scorer: Scorer, everything: list[Inc
     bookkeeping cost more than scoring the comment.
     """
     connection = session.connection() if isinstance(session, Session) else session
-    articles = _articles(connection, everything)
-    refused = {one.id: UnknownArticle(one.article_id) for one in everything if one.article_id not in articles}
-    batch = [one for one in everything if one.id not in refused]
+    articles = _articles(connection, comments)
+    refused = {one.id: UnknownArticle(one.article_id) for one in comments if one.article_id not in articles}
+    batch = [one for one in comments if one.id not in refused]
     current = {row.external_id: row for row in connection.execute(_FIND_COMMENTS, {"ids": [one.id for one in batch]})}
-    unchanged = _stored(connection, [one.id for one in batch if one.id in current and current[one.id].text == one.text])
+    unchanged = _stored(connection, [one.id for one in batch if one.id in current and same_visible_text(current[one.id].text, one.text)])
     fresh = [one for one in batch if one.id not in unchanged]
     threads = _threads(connection, {articles[one.article_id].id for one in fresh})
     site = site or settings.current(connection)
-    made = [_made(scorer, site, one, current.get(one.id), articles[one.article_id], threads, now) for one in fresh]
-    _insert_comments(connection, made, now)
+    revisions = [_new_revision(scorer, site, one, current.get(one.id), articles[one.article_id], threads, now) for one in fresh]
+    _store_comments(connection, revisions, now)
     revision_ids = _insert_many(connection, REVISIONS, [
-        {"comment_id": m.comment_id, "number": m.number, "text": m.incoming.text, "received_at": now} for m in made])
+        {"comment_id": r.comment_id, "number": r.number, "text": r.incoming.text, "received_at": now} for r in revisions])
     score_ids = _insert_many(connection, SCORES, [
-        {"revision_id": revision_id, "model_version": scorer.version, "toxic": m.scores["toxic"], "off_topic": m.scores["off_topic"],
-         "labels": m.verdict.labels, "explanation": m.explanation, "decision": m.verdict.decision, "created_at": now}
-        for m, revision_id in zip(made, revision_ids)])
+        {"revision_id": revision_id, "model_version": scorer.version, "toxic": r.scores["toxic"], "off_topic": r.scores["off_topic"],
+         "labels": r.model.labels, "explanation": r.explanation, "decision": r.model.decision, "created_at": now}
+        for r, revision_id in zip(revisions, revision_ids)])
+    placed = [r for r in revisions if r.standing.placed_by_model]
     decision_ids = _insert_many(connection, DECISIONS, [
-        {"comment_id": m.comment_id, "revision": m.number, "status": m.values["status"], "decided_by": BY_MODEL,
-         "reason": m.verdict.reason, "created_at": now} for m in made])
+        {"comment_id": r.comment_id, "revision": r.number, "status": r.standing.status, "decided_by": BY_MODEL,
+         "reason": r.standing.reason, "created_at": now} for r in placed])
     webhooks.enqueue(connection, [
-        (m.comment_id, decision_id, event_data(m.incoming.id, m.article.external_id, m.values["status"], BY_MODEL,
-                                               m.verdict.reason, m.scores))
-        for m, decision_id in zip(made, decision_ids) if m.verdict.decision != REVIEW], now)
-    if made:
+        (r.comment_id, decision_id, event_data(r.incoming.id, r.article.external_id, r.standing.status, BY_MODEL,
+                                               r.standing.reason, r.scores))
+        for r, decision_id in zip(placed, decision_ids) if r.status_decided_now], now)
+    if revisions:
         _note_model_version(connection, scorer, now)
-    stored = {m.incoming.id: m.stored(score_id, scorer.version) for m, score_id in zip(made, score_ids)}
+    stored = {r.incoming.id: r.stored(score_id, scorer.version) for r, score_id in zip(revisions, score_ids)}
     return [refused[one.id] if one.id in refused else Received(unchanged[one.id], "unchanged") if one.id in unchanged else
-            Received(stored[one.id], "created" if one.id not in current else "edited") for one in everything]
+            Received(stored[one.id], "created" if one.id not in current else "edited") for one in comments]
+
+
+@dataclass(frozen=True)
+class _ModelDecision:
+    """What the policy made of a revision's scores: stored with its score, whatever becomes of the comment."""
+
+    labels: list[str]
+    decision: str
+    review_reason: str | None
+
+    @property
+    def reason(self) -> str | None:
+        """The reason the model's decision record gives: why it waits, or the label it was flagged for."""
+        if self.review_reason in ("premoderated", "sample"):
+            return self.review_reason
+        return self.labels[0] if self.labels else None
+
+
+@dataclass(frozen=True)
+class _Standing:
+    """Where the comment stands after a revision: its status, who decided it and why it waits, if it does.
+
+    `placed_by_model` is false when a moderator's earlier decision stands: then nothing is decided now.
+    """
+
+    status: str
+    decided_by: str | None
+    review_reason: str | None
+    reason: str | None
+    placed_by_model: bool
 
 
 @dataclass
-class _Made:
-    """A new revision of a comment, scored and decided, on its way into the tables."""
+class _NewRevision:
+    """A new comment or a new text of one, scored and decided, on its way into the tables."""
 
     incoming: IncomingComment
     article: _ArticleContext
-    comment_id: int | None
+    current: Row | None
     number: int
     scores: dict
     explanation: dict
-    verdict: "_Verdict"
+    model: _ModelDecision
+    standing: _Standing
     values: dict
+    comment_id: int | None = None
+
+    @property
+    def status_decided_now(self) -> bool:
+        """Whether the model decided a status that the comment did not have: what a webhook reports."""
+        return (self.standing.placed_by_model and self.standing.status != PENDING
+                and (self.current is None or self.current.status != self.standing.status))
 
     def stored(self, score_id: int, model_version: str) -> StoredComment:
         """The comment as it now stands."""
         return StoredComment(
             id=self.comment_id, external_id=self.incoming.id, article_id=self.article.id,
             article_external_id=self.article.external_id, text=self.incoming.text, revision=self.number,
-            status=self.values["status"], suggestion=self.values["suggestion"], review_reason=self.verdict.review_reason,
-            decided_by=self.values["decided_by"], toxic=self.scores["toxic"], off_topic=self.scores["off_topic"],
-            labels=self.verdict.labels, score_id=score_id, decision=self.verdict.decision, explanation=self.explanation,
+            status=self.standing.status, suggestion=self.values["suggestion"], review_reason=self.standing.review_reason,
+            decided_by=self.standing.decided_by, toxic=self.scores["toxic"], off_topic=self.scores["off_topic"],
+            labels=self.model.labels, score_id=score_id, decision=self.model.decision, explanation=self.explanation,
             model_version=model_version,
         )
 
 
-def _made(scorer: Scorer, site: settings.SiteSettings, incoming: IncomingComment, current, article: _ArticleContext,
-          threads: dict[int, list[tuple[int, str]]], now: datetime) -> _Made:
-    """Score one new comment or edit against its article and thread, and apply the site's policy."""
+def _new_revision(scorer: Scorer, site: settings.SiteSettings, incoming: IncomingComment, current: Row | None,
+                  article: _ArticleContext, threads: dict[int, list[tuple[int, str]]], now: datetime) -> _NewRevision:
+    """Score one new comment or edit against its article and thread, and decide it under the site's policy."""
     comment_id = current.id if current is not None else None
     number = 1 if current is None else current.revision + 1
     thread = [text for other_id, text in threads.get(article.id, []) if other_id != comment_id][:THREAD_COMMENTS]
     result = scorer.score(incoming.text, {"title": article.title, "body": article.body, "comments": thread})
     scores = {"toxic": result["toxic"], "off_topic": result["off_topic"]}
-    verdict = _policy_verdict(site, scorer, scores, article.premoderated, f"{incoming.id}#{number}")
-    values = _current_values(incoming, number, scores, verdict, priority(scores, now, article.premoderated), now)
-    return _Made(incoming, article, comment_id, number, scores, result["explanation"], verdict, values)
+    by_moderator = _moderator_decision(current)
+    model = _model_decision(site, scorer, scores, article.premoderated, f"{incoming.id}#{number}", sample=by_moderator is None)
+    standing = _standing(current, by_moderator, model, site)
+    values = _current_values(incoming, number, scores, model, standing, priority(scores, now, article.premoderated), now)
+    return _NewRevision(incoming, article, current, number, scores, result["explanation"], model, standing, values, comment_id)
 
 
-def _insert_comments(connection: Connection, made: list[_Made], now: datetime) -> None:
-    """Insert the new comments (noting their ids) and update the edited ones."""
-    edited = [m for m in made if m.comment_id is not None]
-    new = [m for m in made if m.comment_id is None]
+def _moderator_decision(current: Row | None) -> str | None:
+    """The moderator's decision on the comment so far (publish or reject), if a moderator has decided it."""
+    if current is None or current.decided_by != BY_MODERATOR:
+        return None
+    return REJECT if current.status == REJECTED else PUBLISH
+
+
+def _standing(current: Row | None, by_moderator: str | None, model: _ModelDecision, site: settings.SiteSettings) -> _Standing:
+    """The model decides new comments and its own; a moderator's decision stands, or the edit goes back to a moderator."""
+    if by_moderator is None:
+        decided = model.decision != REVIEW
+        return _Standing(STATUS_OF[model.decision], BY_MODEL if decided else None, model.review_reason, model.reason, True)
+    if moderator_decision_stands(by_moderator, model.decision, site.review_rejected_edits):
+        return _Standing(current.status, BY_MODERATOR, current.review_reason, None, False)
+    return _Standing(PENDING, None, EDITED, EDITED, True)
+
+
+def _store_comments(connection: Connection, revisions: list[_NewRevision], now: datetime) -> None:
+    """Insert the new comments (noting their ids) and update the edited ones, unless someone changed them meanwhile."""
+    new = [r for r in revisions if r.current is None]
     ids = _insert_many(connection, COMMENTS, [
-        {"external_id": m.incoming.id, "article_id": m.article.id, "created_at": m.incoming.created_at or now, **m.values,
-         "author_id": m.incoming.author_id, "author_name": m.incoming.author_name, "language": m.incoming.language or None}
-        for m in new])
-    for m, comment_id in zip(new, ids):
-        m.comment_id = comment_id
-    for m in edited:  # an edit that leaves out the author or language keeps them
-        kept = {field: value for field in ("author_id", "author_name", "language") if (value := getattr(m.incoming, field))}
-        connection.execute(update(COMMENTS).where(COMMENTS.c.id == m.comment_id).values(**m.values, **kept))
+        {"external_id": r.incoming.id, "article_id": r.article.id, "created_at": r.incoming.created_at or now, **r.values,
+         "author_id": r.incoming.author_id, "author_name": r.incoming.author_name, "language": r.incoming.language or None}
+        for r in new])
+    for r, comment_id in zip(new, ids):
+        r.comment_id = comment_id
+    for r in revisions:
+        if r.current is not None:
+            _update_edited(connection, r)
+
+
+def _update_edited(connection: Connection, revision: _NewRevision) -> None:
+    """Put an edit's text, scores and standing on the comment, if it is still as it was read.
+
+    A moderator who decided the comment since then wins: the batch is tried again and reads their decision.
+    """
+    was = revision.current
+    kept = {field: value for field in ("author_id", "author_name", "language") if (value := getattr(revision.incoming, field))}
+    changed = connection.execute(
+        update(COMMENTS).where(COMMENTS.c.id == was.id, COMMENTS.c.revision == was.revision, COMMENTS.c.status == was.status,
+                               COMMENTS.c.decided_by.is_not_distinct_from(was.decided_by))
+        .values(**revision.values, **kept)).rowcount
+    if changed != 1:
+        raise _ChangedMeanwhile(revision.incoming.id)
 
 
 def _insert_many(connection: Connection, table, rows: list[dict]) -> list[int]:
@@ -301,45 +404,31 @@ def event_data(comment_id: str, article_id: str, status: str, decided_by: str, r
             "reason": reason, "scores": {"toxic": scores["toxic"], "off_topic": scores["off_topic"]}}
 
 
-@dataclass(frozen=True)
-class _Verdict:
-    """What the policy made of a comment's scores."""
-
-    labels: list[str]
-    decision: str
-    review_reason: str | None
-
-    @property
-    def reason(self) -> str | None:
-        """The reason the model's decision record gives: why it waits, or the label it was flagged for."""
-        if self.review_reason in ("premoderated", "sample"):
-            return self.review_reason
-        return self.labels[0] if self.labels else None
-
-
-def _policy_verdict(site: settings.SiteSettings, scorer: Scorer, scores: dict, premoderated: bool, sample_key: str) -> _Verdict:
-    """Labels and decision under the site's thresholds, with pre-moderation and the QA sample."""
+def _model_decision(site: settings.SiteSettings, scorer: Scorer, scores: dict, premoderated: bool, sample_key: str,
+                    sample: bool) -> _ModelDecision:
+    """Labels and decision under the site's thresholds, with pre-moderation and (when `sample`) the QA sample."""
     policy = site.policy(scorer.policy)
     labels = policy.labels(scores)
     decision = policy.decide(scores, premoderated)
-    if decision == PUBLISH and in_sample(sample_key, site.qa_share):
-        return _Verdict(labels, REVIEW, "sample")
-    return _Verdict(labels, decision, ("flagged" if labels else "premoderated") if decision == REVIEW else None)
+    if sample and decision == PUBLISH and in_sample(sample_key, site.qa_share):
+        return _ModelDecision(labels, REVIEW, "sample")
+    return _ModelDecision(labels, decision, ("flagged" if labels else "premoderated") if decision == REVIEW else None)
 
 
-def _current_values(incoming: IncomingComment, number: int, scores: dict, verdict: _Verdict, queue_priority: float,
-                    now: datetime) -> dict:
-    """The comment row's columns for its new revision: text, scores and status (what the queue reads)."""
-    decided = verdict.decision != REVIEW
-    return {
+def _current_values(incoming: IncomingComment, number: int, scores: dict, model: _ModelDecision, standing: _Standing,
+                    queue_priority: float, now: datetime) -> dict:
+    """The comment row's columns for its new revision: text and scores, and its status when that is decided now."""
+    values = {
         "text": incoming.text, "revision": number, "received_at": now,
         "toxic": scores["toxic"], "off_topic": scores["off_topic"], "top_score": max(scores.values()),
-        "toxic_flag": "toxic" in verdict.labels, "off_topic_flag": "off_topic" in verdict.labels,
-        "suggestion": REJECT if verdict.labels else PUBLISH, "review_reason": verdict.review_reason,
-        "priority": queue_priority, "status": STATUS_OF[verdict.decision],
-        "decided_by": BY_MODEL if decided else None, "decided_at": now if decided else None,
-        "claimed_by_id": None, "claimed_until": None,
+        "toxic_flag": "toxic" in model.labels, "off_topic_flag": "off_topic" in model.labels,
+        "suggestion": REJECT if model.labels else PUBLISH, "priority": queue_priority,
     }
+    if standing.placed_by_model:
+        decided = standing.status != PENDING
+        values.update(status=standing.status, review_reason=standing.review_reason, decided_by=standing.decided_by,
+                      decided_at=now if decided else None, claimed_by_id=None, claimed_until=None)
+    return values
 
 
 def _articles(connection: Connection, batch: list[IncomingComment]) -> dict[str, _ArticleContext]:

@@ -1,4 +1,5 @@
-"""Site settings admins change at run time: thresholds per label, the QA sample share, Coral's signing secrets.
+"""Site settings admins change at run time: thresholds per label, the QA sample share, whether edits of rejected
+comments come back to the queue, Coral's signing secrets.
 
 Thresholds left unset follow the active model's own (chosen on validation data when it was
 trained), so a new model brings its thresholds unless an admin has pinned them.
@@ -17,6 +18,7 @@ from .policy import LabelThresholds, Policy
 DEFAULT_QA_SHARE = 0.02
 THRESHOLDS = "thresholds"
 QA_SHARE = "qa_share"
+REVIEW_REJECTED_EDITS = "review_rejected_edits"
 CORAL_SECRETS = "coral_secrets"
 MAX_CORAL_SECRET_CHARS = 200
 
@@ -33,10 +35,11 @@ class Setting(Base):
 
 @dataclass(frozen=True)
 class SiteSettings:
-    """The settings in force: pinned thresholds (label -> LabelThresholds) and the QA share."""
+    """The settings in force: pinned thresholds (label -> LabelThresholds), the QA share, and the edits rule."""
 
     thresholds: dict[str, LabelThresholds]
     qa_share: float
+    review_rejected_edits: bool = False
 
     def policy(self, model_policy: Policy) -> Policy:
         """The model's policy with the admin's pinned thresholds laid over it."""
@@ -55,6 +58,7 @@ def current(session: Session | Connection) -> SiteSettings:
     return SiteSettings(
         thresholds=Policy.from_dict(pinned).thresholds,
         qa_share=DEFAULT_QA_SHARE if qa_share is None else float(qa_share),
+        review_rejected_edits=bool(stored.get(REVIEW_REJECTED_EDITS)),
     )
 
 
@@ -68,6 +72,11 @@ def set_qa_share(session: Session, share: float) -> None:
     if not 0.0 <= share <= 1.0:
         raise ValueError(f"the QA sample share must be between 0 and 1, not {share}")
     _put(session, QA_SHARE, share)
+
+
+def set_review_rejected_edits(session: Session, on: bool) -> None:
+    """Whether an edit of a comment a moderator rejected goes back to the queue (off: the rejection stands)."""
+    _put(session, REVIEW_REJECTED_EDITS, bool(on))
 
 
 def coral_secrets(session: Session) -> list[str]:

@@ -1,9 +1,12 @@
 """What a comment must look like before it is scored or stored, with refusals that name the problem."""
 
 import unicodedata
+from datetime import UTC, datetime
 
 MAX_TEXT_CHARS = 20_000
 MAX_ARTICLE_CHARS = 200_000
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 class InputError(ValueError):
@@ -40,6 +43,31 @@ def check_text(text, field: str = "text", max_chars: int = MAX_TEXT_CHARS) -> st
 def _visible(ch: str) -> bool:
     """A character a reader can see: not a space, a control or an invisible format character."""
     return not ch.isspace() and unicodedata.category(ch) not in ("Cc", "Cf")
+
+
+def same_visible_text(stored: str, sent: str) -> bool:
+    """Whether two texts read the same: an edit that only changes spacing, invisible characters or Unicode forms is none."""
+    return stored == sent or _as_read(stored) == _as_read(sent)
+
+
+def _as_read(text: str) -> str:
+    """The text in Unicode's compatibility form, without invisible characters, words separated by single spaces."""
+    folded = unicodedata.normalize("NFKC", text)
+    return " ".join("".join(ch for ch in folded if ch.isspace() or _visible(ch)).split())
+
+
+def check_moment(moment, field: str) -> datetime:
+    """A date and time with its time zone, between 1970 and 2100 once in UTC: anything else is refused, naming the field."""
+    if not isinstance(moment, datetime) or moment.tzinfo is None or moment.utcoffset() is None:
+        raise InputError(f"'{field}' must be a date and time with its time zone", field)
+    try:
+        in_utc = moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        in_utc = None
+    if in_utc is None or not EARLIEST <= in_utc < LATEST:
+        raise InputError(f"'{field}' must fall between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d} (UTC), not {moment.isoformat()}",
+                         field)
+    return in_utc
 
 
 def check_optional_text(value, field: str, max_chars: int) -> str | None:

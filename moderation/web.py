@@ -23,6 +23,7 @@ from .scorer import LENGTH_TERM, NEGATED_TERM, QUOTED_TERM, RELEVANCE_TERM, Scor
 LABEL_NAMES = {
     "toxic": _l("toxic"), "off_topic": _l("off-topic"), "spam": _l("spam"), "other": _l("other"),
     "premoderated": _l("pre-moderated article"), "sample": _l("QA sample"), "flagged": _l("flagged"),
+    "edited": _l("edited after a moderator's decision"),
 }
 
 ERROR_MESSAGES = {

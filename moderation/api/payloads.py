@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 from flask import request
 
-from ..validation import InputError
+from ..validation import InputError, check_moment
 from .errors import ApiError
 
 
@@ -62,7 +62,7 @@ def identifier(body: dict, name: str, prefix: str = "") -> str:
 
 
 def timestamp(body: dict, name: str) -> datetime | None:
-    """An optional ISO 8601 date and time; without a time zone it is taken as UTC."""
+    """An optional ISO 8601 date and time between 1970 and 2100; without a time zone it is taken as UTC."""
     value = field(body, name, str)
     if value is None:
         return None
@@ -70,4 +70,4 @@ def timestamp(body: dict, name: str) -> datetime | None:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:
         raise InputError(f"'{name}' is not an ISO 8601 date and time (e.g. 2026-11-29T10:15:00Z)", name) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return check_moment(moment if moment.tzinfo else moment.replace(tzinfo=UTC), name)

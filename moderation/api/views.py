@@ -102,10 +102,18 @@ def post_batch():
     results = [item if isinstance(item, InputError) else next(received) for item in read]
     return jsonify(results=[
         {**comment_json(result.comment), "outcome": result.outcome} if isinstance(result, Received) else
-        {"id": item.get("id") if isinstance(item, dict) else None,
-         "error": {"code": "unknown_article" if isinstance(result, UnknownArticle) else "invalid_field",
-                   "message": str(result), "field": result.field}}
+        {"id": item.get("id") if isinstance(item, dict) else None, "error": item_error(result)}
         for item, result in zip(comments, results)])
+
+
+def item_error(error: Exception) -> dict:
+    """One refused comment of a batch, as the batch answer lists it."""
+    if isinstance(error, UnknownArticle):
+        return {"code": "unknown_article", "message": str(error), "field": error.field}
+    if isinstance(error, InputError):
+        return {"code": "invalid_field", "message": str(error), "field": error.field}
+    return {"code": "internal_error", "message": "this comment could not be stored because of a fault on our side; "
+                                                "it was not stored, the others were: send it again", "field": None}
 
 
 def _receive(body: dict) -> Received:
