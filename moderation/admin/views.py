@@ -42,28 +42,41 @@ def dashboard():
     return render_template("admin/dashboard.html", board=figures(db(), utcnow()))
 
 
+@blueprint.after_request
+def _not_stored(response):
+    """Admin pages show secrets (webhook secrets, one-time passwords and keys): no browser or proxy may keep a copy."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @blueprint.route("/users", methods=["GET", "POST"])
 @admin_required
 def users():
-    """List accounts and create one; the generated password is shown once."""
-    if request.method == "POST":
-        username, role = request.form.get("username", "").strip(), request.form.get("role")
-        problem = new_user_problem(username, role)
-        if problem:
-            flash(problem, "error")
-        else:
-            password = secrets.token_urlsafe(12)
-            user = User(username=username, role=role, language=request.form.get("language") if request.form.get("language") in LANGUAGES else None)
-            user.set_password(password)
-            db().add(user)
-            try:
-                db().commit()
-                flash(_("Account %(name)s created. Its password, shown only now: %(password)s", name=username, password=password), "secret")
-            except IntegrityError:
-                db().rollback()
-                flash(_("The username %(name)s is taken.", name=username), "error")
+    """List accounts and create one; its generated password is shown in the answer only, never kept in the session."""
+    if request.method == "GET":
+        return users_page()
+    username, role = request.form.get("username", "").strip(), request.form.get("role")
+    problem = new_user_problem(username, role)
+    if problem:
+        flash(problem, "error")
         return redirect(url_for("admin.users"))
-    return render_template("admin/users.html", users=list(db().scalars(select(User).order_by(User.username))), roles=ROLES)
+    password = secrets.token_urlsafe(12)
+    user = User(username=username, role=role, language=request.form.get("language") if request.form.get("language") in LANGUAGES else None)
+    user.set_password(password)
+    db().add(user)
+    try:
+        db().commit()
+    except IntegrityError:
+        db().rollback()
+        flash(_("The username %(name)s is taken.", name=username), "error")
+        return redirect(url_for("admin.users"))
+    return users_page(_("Account %(name)s created. Its password, shown only now:", name=username), password)
+
+
+def users_page(secret_note: str | None = None, secret: str | None = None):
+    """The accounts page, with the one-time secret an action just made: a flash would carry it in the session cookie."""
+    return render_template("admin/users.html", users=list(db().scalars(select(User).order_by(User.username))), roles=ROLES,
+                           secret_note=secret_note, secret=secret)
 
 
 def new_user_problem(username: str, role: str | None) -> str | None:
@@ -78,7 +91,7 @@ def new_user_problem(username: str, role: str | None) -> str | None:
 @blueprint.route("/users/<int(max=2147483647):user_id>", methods=["POST"])
 @admin_required
 def user(user_id):
-    """Change one account: role, active, unlock, or a new password (shown once)."""
+    """Change one account: role, active, unlock, or a new password (shown in the answer only)."""
     found = db().get(User, user_id) or abort(404)
     action = request.form.get("action")
     if found.id == current_user.id and action in ("deactivate", "role"):
@@ -98,7 +111,8 @@ def user(user_id):
         password = secrets.token_urlsafe(12)
         found.set_password(password)
         found.locked_until, found.failed_logins = None, 0
-        flash(_("New password for %(name)s, shown only now: %(password)s", name=found.username, password=password), "secret")
+        db().commit()
+        return users_page(_("New password for %(name)s, shown only now:", name=found.username), password)
     else:
         flash(_("Unknown change."), "error")
         return redirect(url_for("admin.users"))
@@ -172,22 +186,27 @@ def _roles():
 @blueprint.route("/clients", methods=["GET", "POST"])
 @admin_required
 def clients():
-    """API clients: create one (its key is shown once), see each one's webhook secret and delivery health."""
-    if request.method == "POST":
-        webhook_url = request.form.get("webhook_url", "").strip() or None
-        try:
-            client, key = create_client(db(), request.form.get("name", ""), webhook_url)
-            flash(_("Client %(name)s created. Its API key, shown only now: %(key)s", name=client.name, key=key), "secret")
-        except InputError as error:
-            flash(str(error), "error")
+    """API clients: create one (its key is shown in the answer only), see each one's webhook secret and delivery health."""
+    if request.method == "GET":
+        return clients_page()
+    webhook_url = request.form.get("webhook_url", "").strip() or None
+    try:
+        client, key = create_client(db(), request.form.get("name", ""), webhook_url)
+    except InputError as error:
+        flash(str(error), "error")
         return redirect(url_for("admin.clients"))
+    return clients_page(_("Client %(name)s created. Its API key, shown only now:", name=client.name), key)
+
+
+def clients_page(secret_note: str | None = None, secret: str | None = None):
+    """The clients page, with the key a creation just made: a flash would carry it in the session cookie."""
     rows = db().execute(
         select(ApiClient, func.count(Delivery.id).filter(Delivery.delivered_at.is_(None), Delivery.given_up_at.is_(None)),
                func.count(Delivery.id).filter(Delivery.given_up_at.is_not(None)))
         .outerjoin(Delivery, Delivery.client_id == ApiClient.id).group_by(ApiClient.id).order_by(ApiClient.name)
     ).all()
     return render_template("admin/clients.html", rows=rows, coral_environment=list(map(secret_start, environment_secrets())),
-                           coral_admin=list(map(secret_start, settings.coral_secrets(db()))))
+                           coral_admin=list(map(secret_start, settings.coral_secrets(db()))), secret_note=secret_note, secret=secret)
 
 
 @blueprint.route("/clients/coral", methods=["POST"])

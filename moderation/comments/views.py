@@ -5,7 +5,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
-from ..auth.models import User
+from ..auth.models import MODERATOR, User
 from ..database import utcnow
 from ..queue.listing import explanations
 from ..service import Refused, claim, decide, set_premoderation
@@ -123,6 +123,13 @@ def history():
         query = query.where(Decision.verdict == OVERRIDE)
     page = page_number()
     rows = list(db().scalars(query.order_by(Decision.id.desc()).offset((page - 1) * HISTORY_PAGE).limit(HISTORY_PAGE + 1)))
-    moderators = list(db().scalars(select(User.username).order_by(User.username)))
     return render_template("comments/history.html", decisions=rows[:HISTORY_PAGE], more=len(rows) > HISTORY_PAGE, page=page,
-                           moderator=moderator, by=by, overrides=overrides, moderators=moderators, now=utcnow())
+                           moderator=moderator, by=by, overrides=overrides, moderators=filter_moderators(), now=utcnow())
+
+
+def filter_moderators() -> list[str]:
+    """Whom the history can be filtered by: admins manage every account anyway, a moderator needs only active moderators."""
+    query = select(User.username).order_by(User.username)
+    if not current_user.is_admin:
+        query = query.where(User.active, User.role == MODERATOR)
+    return list(db().scalars(query))
