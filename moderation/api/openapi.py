@@ -32,7 +32,9 @@ SCHEMAS = {
         "article": {"$ref": "#/components/schemas/ArticleRef"},
         "author": {"type": "object", "nullable": True,
                    "properties": {"id": {**STRING_OR_INTEGER, "nullable": True}, "name": OPTIONAL}},
-        "created_at": {**OPTIONAL, "format": "date-time"}, "language": {**OPTIONAL, "maxLength": 16}}},
+        "created_at": {**OPTIONAL, "format": "date-time",
+                       "description": "ISO 8601, taken as UTC without a zone; from 1970-01-01 to 2100-01-01 once in UTC"},
+        "language": {**OPTIONAL, "maxLength": 16}}},
     "Comment": {"type": "object", "required": ["id", "status", "decision", "scores", "labels", "explanation", "model_version",
                                                "revision", "text", "article_id"], "properties": {
         "id": {"type": "string"}, "status": {"type": "string", "enum": ["published", "pending", "rejected"]},
