@@ -81,6 +81,7 @@ def load_tables() -> None:
     from . import settings  # noqa: F401
     from .admin import models as admin_models  # noqa: F401
     from .auth import models as auth_models  # noqa: F401
+    from .auth import throttle  # noqa: F401
     from .comments import models as comment_models  # noqa: F401
 
 

@@ -200,8 +200,8 @@ def test_logging_out_takes_a_post_with_the_token(quiet_app):
     assert client.get("/queue").status_code == 200
 
 
-def test_wrong_passwords_sent_at_once_still_lock_the_account(site_app):
-    """Wrong passwords sent all at once lock the account just as the same number sent one after another do."""
+def test_wrong_passwords_sent_at_once_still_hold_the_account_back(site_app):
+    """Wrong passwords sent all at once hold the account back just as the same number sent one after another do."""
     barrier = threading.Barrier(20)
 
     def guess():
@@ -217,7 +217,7 @@ def test_wrong_passwords_sent_at_once_still_lock_the_account(site_app):
     for thread in threads:
         thread.join()
     client = site_app.test_client()
-    assert login(client, "marc").status_code == 200, "20 wrong passwords must lock the account, as 5 in a row do"
+    assert login(client, "marc").status_code == 200, "20 wrong passwords must hold the account back, as 5 in a row do"
 
 
 def test_a_wrong_password_takes_as_long_for_an_unknown_username_as_for_a_known_one(quiet_app):

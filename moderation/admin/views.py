@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import settings
 from ..api.clients import create_client, revoke_client
+from ..auth import throttle
 from ..auth.models import ADMIN, LANGUAGES, ROLES, User, username_problem
 from ..comments.models import Article
 from ..database import utcnow
@@ -105,12 +106,12 @@ def user(user_id):
         found.rotate_session_token()
         flash(_("%(name)s can log in again.", name=found.username) if found.active else _("%(name)s can no longer log in.", name=found.username), "info")
     elif action == "unlock":
-        found.locked_until, found.failed_logins = None, 0
+        throttle.clear(db(), [throttle.account_key(found.username)])
         flash(_("%(name)s is unlocked.", name=found.username), "info")
     elif action == "password":
         password = secrets.token_urlsafe(12)
         found.set_password(password)
-        found.locked_until, found.failed_logins = None, 0
+        throttle.clear(db(), [throttle.account_key(found.username)])
         db().commit()
         return users_page(_("New password for %(name)s, shown only now:", name=found.username), password)
     else:

@@ -35,8 +35,10 @@ class User(UserMixin, Base):
     role: Mapped[str] = mapped_column(String(16), default=MODERATOR)
     language: Mapped[str | None] = mapped_column(String(8))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     session_token: Mapped[str] = mapped_column(String(32), default=lambda: secrets.token_hex(16))
+    # Left from the lockout that login_throttle replaced; nothing reads them. Dropping them would mean rebuilding
+    # this table on SQLite (before 3.35), with other tables' foreign keys pointing at it.
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

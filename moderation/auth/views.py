@@ -1,72 +1,54 @@
-"""Logging in and out, with lockout after repeated failures, and the interface language switch."""
+"""Logging in and out, with failed logins held back per account, address and browser, and the interface language switch."""
 
-from datetime import timedelta
-
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import format_time
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
-from sqlalchemy import select, update
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..database import utcnow
 from ..web import back_or, db, local_target
 from .forms import LoginForm
+from .logins import DEVICE_COOKIE, DEVICE_LIFETIME, Attempt, Device, authenticate, device_cookie, device_for, read_device
 from .models import LANGUAGES, User
 
 blueprint = Blueprint("auth", __name__, template_folder="templates")
 
-MAX_FAILURES = 5
-LOCKOUT = timedelta(minutes=15)
-_DUMMY_HASH = generate_password_hash("a password no account has")
-
 
 @blueprint.route("/login", methods=["GET", "POST"])
 def login():
-    """The login form; five wrong passwords in a row lock the account for 15 minutes."""
+    """The login form; failures are held back as moderation/auth/logins.py says."""
     if current_user.is_authenticated:
         return redirect(local_target(request.args.get("next")) or url_for("queue.index"))
     form = LoginForm()
     if form.validate_on_submit():
-        user = db().scalar(select(User).where(User.username == form.username.data.strip()))
-        refusal = _check_login(user, form.password.data)
-        if refusal is None:
-            login_user(user)
-            session.permanent = True
-            return redirect(local_target(request.args.get("next")) or url_for("queue.index"))
-        flash(refusal, "error")
+        device = read_device(request.cookies.get(DEVICE_COOKIE), current_app.secret_key)
+        attempt = authenticate(db(), form.username.data.strip(), form.password.data, request.remote_addr, device, utcnow())
+        if attempt.user is not None:
+            return _logged_in(attempt.user, device)
+        flash(_refusal(attempt), "error")
     return render_template("auth/login.html", form=form)
 
 
-def _check_login(user: User | None, password: str) -> str | None:
-    """None when the password is right, else the message to show; counts failures.
-
-    A password is hashed whatever the account, so the answer time does not tell which
-    usernames exist; failures are counted in the database, so guesses sent at once all count.
-    """
-    now = utcnow()
-    right = user.check_password(password) if user is not None else check_password_hash(_DUMMY_HASH, password)
-    if user is None or not user.active:
-        return _("Unknown username or wrong password.")
-    if user.locked_until and user.locked_until > now:
-        return _locked_message(user.locked_until)
-    if not right:
-        failures = db().execute(update(User).where(User.id == user.id).values(failed_logins=User.failed_logins + 1)
-                                .returning(User.failed_logins)).scalar_one()
-        if failures >= MAX_FAILURES:
-            db().execute(update(User).where(User.id == user.id).values(locked_until=now + LOCKOUT, failed_logins=0))
-            db().commit()
-            return _locked_message(now + LOCKOUT)
-        db().commit()
-        return _("Unknown username or wrong password.")
-    user.failed_logins, user.locked_until = 0, None
-    db().commit()
-    return None
+def _logged_in(user: User, device: Device | None):
+    """A new session (so a CSRF token planted before no longer works), and a device cookie that lasts a year."""
+    language = session.get("language")
+    session.clear()
+    if language:
+        session["language"] = language
+    login_user(user)
+    session.permanent = True
+    response = redirect(local_target(request.args.get("next")) or url_for("queue.index"))
+    response.set_cookie(DEVICE_COOKIE, device_cookie(device_for(user, device), current_app.secret_key),
+                        max_age=int(DEVICE_LIFETIME.total_seconds()), httponly=True, samesite="Lax",
+                        secure=request.is_secure or current_app.config["SESSION_COOKIE_SECURE"])
+    return response
 
 
-def _locked_message(until) -> str:
-    """What a locked account is told."""
-    return _("Too many failed attempts: this account is locked until %(time)s.", time=format_time(until, "HH:mm"))
+def _refusal(attempt: Attempt) -> str:
+    """The same words for an unknown name, a deactivated account and a wrong password; a wait for everyone held back."""
+    if attempt.retry_after is not None:
+        return _("Too many failed attempts: try again after %(time)s.", time=format_time(attempt.retry_after, "HH:mm"))
+    return _("Unknown username or wrong password.")
 
 
 @blueprint.route("/logout", methods=["POST"])
