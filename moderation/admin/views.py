@@ -124,7 +124,7 @@ def user(user_id):
 @blueprint.route("/thresholds", methods=["GET", "POST"])
 @admin_required
 def thresholds():
-    """Review and reject thresholds per label (blank follows the model) and the QA sample share."""
+    """Review and reject thresholds per label (blank follows the model), the QA sample share, and edits of rejected comments."""
     try:
         model_policy = scorer().policy
     except NoModelError:
@@ -154,6 +154,7 @@ def thresholds():
         if not problems:
             settings.pin_thresholds(db(), pinned)
             settings.set_qa_share(db(), share_value)
+            settings.set_review_rejected_edits(db(), request.form.get("review_rejected_edits") == "on")
             db().commit()
             intake().forget_settings()
             flash(_("Thresholds saved. They apply to comments received from now on."), "info")

@@ -112,7 +112,10 @@ def premoderation(article_id):
 def history():
     """Every decision, newest first, filtered by moderator, by who decided, or to overrides."""
     query = select(Decision)
+    moderators = filter_moderators()
     moderator = request.args.get("moderator", "").strip()
+    if moderator not in moderators:  # the filter offers no one else, so it filters by no one else
+        moderator = ""
     if moderator:
         query = query.join(User, Decision.moderator_id == User.id).where(User.username == moderator)
     by = request.args.get("by")
@@ -124,7 +127,7 @@ def history():
     page = page_number()
     rows = list(db().scalars(query.order_by(Decision.id.desc()).offset((page - 1) * HISTORY_PAGE).limit(HISTORY_PAGE + 1)))
     return render_template("comments/history.html", decisions=rows[:HISTORY_PAGE], more=len(rows) > HISTORY_PAGE, page=page,
-                           moderator=moderator, by=by, overrides=overrides, moderators=filter_moderators(), now=utcnow())
+                           moderator=moderator, by=by, overrides=overrides, moderators=moderators, now=utcnow())
 
 
 def filter_moderators() -> list[str]:
