@@ -75,7 +75,10 @@ def refusal(response) -> str:
 
 def test_a_strangers_wrong_passwords_do_not_stop_the_moderator_on_a_browser_she_used_before(server):
     mona = Browser(server.url)
-    assert mona.log_in("mona").status_code == 302
+    first = mona.log_in("mona")
+    assert first.status_code == 302
+    device = next(cookie for cookie in first.raw.headers.getlist("Set-Cookie") if cookie.startswith("palabre_device="))
+    assert "HttpOnly" in device and "SameSite=Lax" in device and "Max-Age=31536000" in device
     mona.log_out()
     stranger = Browser(server.url)
     answers = [refusal(stranger.log_in("mona", f"devinette {number}")) for number in range(30)]
@@ -137,6 +140,12 @@ def test_twenty_failures_from_one_address_hold_back_a_new_browser_there_whatever
     for number in range(20):
         assert refusal(stranger.log_in(f"visiteur{number}", "pas le bon mot de passe")) == WRONG
     assert THROTTLED.fullmatch(refusal(Browser(server.url).log_in("marc")))
+
+
+def test_moderators_logging_in_from_one_office_do_not_use_up_its_attempts(server):
+    for number in range(21):
+        assert Browser(server.url).log_in(("mona", "marc", "ada")[number % 3]).status_code == 302
+    assert refusal(Browser(server.url).log_in("mona", "pas le bon mot de passe")) == WRONG
 
 
 def test_guesses_from_many_addresses_count_against_the_account_but_not_against_a_known_browser(server):
