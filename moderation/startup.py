@@ -45,7 +45,7 @@ def prepare(app, echo=print) -> str | None:
         if session.scalar(select(func.count()).select_from(User).where(User.role == ADMIN, User.active)) == 0:
             password = secrets.token_urlsafe(12)
             admin = session.scalar(select(User).where(User.username == FIRST_ADMIN)) or User(username=FIRST_ADMIN)
-            admin.role, admin.active, admin.locked_until, admin.failed_logins = ADMIN, True, None, 0
+            admin.role, admin.active = ADMIN, True
             admin.set_password(password)
             session.add(admin)
             session.commit()
