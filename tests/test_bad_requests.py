@@ -3,7 +3,7 @@ and a comment that still makes a batch fail fails alone."""
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests

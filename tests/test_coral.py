@@ -5,15 +5,12 @@ import hmac
 import html
 import json
 import re
-import threading
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
 
 import pytest
-import waitress
 from sqlalchemy import func, select
-from waitress import wasyncore
 
 from moderation import create_app, settings
 from moderation.comments.models import Article, Comment, Revision, Score
@@ -22,7 +19,7 @@ from moderation.integrations import coral
 from moderation.policy import LabelThresholds
 from moderation.service import save_article
 
-from .conftest import add_user, csrf_token, login
+from .conftest import LiveServer, add_user, csrf_token, login
 
 SECRET = "ems_test_secret_1"
 OLD_SECRET = "ems_old_secret_0"
@@ -84,25 +81,17 @@ class Coral:
 
 @contextmanager
 def serving(sqlite_url, models_dir, **config):
-    """The app on waitress in a thread, with the Coral blueprint registered whether or not create_app does it yet."""
+    """The app on waitress in a thread, as `python app.py` serves it."""
     database = Database(sqlite_url)
     with database.session() as session:
         settings.set_qa_share(session, 0.0)
         session.commit()
     app = create_app({"DATABASE_URL": sqlite_url, "MODELS_DIR": str(models_dir), **config})
-    if "coral" not in app.blueprints:
-        app.register_blueprint(coral.blueprint)
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+    server = LiveServer(app)
     try:
-        yield Coral(f"http://127.0.0.1:{server.effective_port}", database, app)
+        yield Coral(server.url, database, app)
     finally:
-        # Closing the sockets from this thread races the server's poll loop (EBADF in its thread); finish the
-        # request threads, then close everything from inside the loop, which then ends by itself.
-        server.task_dispatcher.shutdown()
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
-        thread.join(timeout=10)
+        server.close()
         app.extensions["palabre.database"].engine.dispose()
         database.engine.dispose()
 
