@@ -8,6 +8,8 @@ import csv
 import hashlib
 import io
 import json
+import re
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,11 +22,22 @@ COLUMNS = (
 )
 EXTENSIONS = {".csv": ",", ".tsv": "\t", ".jsonl": None}
 FORMAT_HELP = (
-    "canonical needs 'text'; MLMA 'tweet' + 'sentiment'; Davidson 'tweet' + 'class'; "
-    "Jigsaw 'comment_text' + 'toxic'; articles 'article_id' + 'title' + 'body'; "
+    "canonical needs 'text'; MLMA 'tweet' + 'sentiment'; Davidson 'tweet' + 'class'; FTR 'tweet' + 'label'; "
+    "HateDay 'tweet_id' + 'content' + 'label'; CyberAgression 'text' + 'hate' + 'verbal_abuse'; "
+    "Jigsaw 'comment_text' + 'toxic'; toxic_spans 'comment_id' + 'comment_text' beside its annotations "
+    "'comment_id' + 'worker' + 'not toxic' in the same folder; articles 'article_id' + 'title' + 'body'; "
     "checks 'text' + 'label' + 'expect'"
 )
 _JIGSAW_LABELS = ("toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate")
+_BINARY = {"0": 0.0, "1": 1.0, "0.0": 0.0, "1.0": 1.0, "false": 0.0, "true": 1.0, "": float("nan")}
+_CYBERAGRESSION_HATE = {"OAG": 1.0, "CAG": 1.0, "NAG": 0.0}
+_TOXIC_SPANS_VOTES = {"False": 1.0, "True": 0.0}  # an annotator's answer to "not toxic?" as a vote for toxic
+_TOXIC_SPANS_TABLES = {
+    "toxic_spans_comments": "comments table (comment_id, comment_text)",
+    "toxic_spans_annotations": "annotations table (comment_id, worker, not toxic)",
+}
+# A UTF-8 lead byte, with fewer continuation bytes than it announces, right before a field ends.
+_CUT_CHARACTER = re.compile(rb'(?:[\xc2-\xdf]|[\xe0-\xef][\x80-\xbf]?|[\xf0-\xf4][\x80-\xbf]{0,2})(?=[",\t\r\n])')
 
 
 class DataError(ValueError):
@@ -67,18 +80,33 @@ class Dataset:
 
 
 def detect_format(columns) -> str | None:
-    """Name of the format these columns belong to, or None."""
+    """Name of the format these columns belong to, or None.
+
+    The order matters where one format's columns hold another's: a check list and CyberAgression
+    both have 'text', FTR's 'tweet' + 'label' would also match MLMA and Davidson files that had a
+    'label', and a Jigsaw file with a 'comment_id' would look like toxic_spans' texts but for its 'toxic'.
+    """
     names = set(columns)
     if {"text", "label", "expect"} <= names:
         return "checks"
+    if {"text", "hate", "verbal_abuse"} <= names:
+        return "cyberagression"
     if "text" in names:
         return "canonical"
     if {"tweet", "sentiment"} <= names:
         return "mlma"
     if {"tweet", "class"} <= names:
         return "davidson"
+    if {"tweet", "label"} <= names:
+        return "ftr"
+    if {"tweet_id", "content", "label"} <= names:
+        return "hateday"
     if {"comment_text", "toxic"} <= names:
         return "jigsaw"
+    if {"comment_id", "comment_text"} <= names:
+        return "toxic_spans_comments"
+    if {"comment_id", "worker", "not toxic"} <= names:
+        return "toxic_spans_annotations"
     if {"article_id", "title", "body"} <= names:
         return "articles"
     return None
@@ -87,13 +115,31 @@ def detect_format(columns) -> str | None:
 def read_table(path: Path) -> pd.DataFrame:
     """Read a CSV, TSV or JSON-lines file as strings, or raise DataError saying why not."""
     raw = path.read_bytes()
-    try:
-        content = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 text (byte 0x{raw[error.start]:02x} at offset {error.start})") from None
     if path.suffix.lower() == ".jsonl":
-        return _read_jsonl(path, content)
-    return _read_delimited(path, content, EXTENSIONS.get(path.suffix.lower(), ","))
+        return _read_jsonl(path, _decode(path, raw, None))
+    delimiter = EXTENSIONS.get(path.suffix.lower(), ",")
+    return _read_delimited(path, _decode(path, raw, delimiter), delimiter)
+
+
+def _decode(path: Path, raw: bytes, delimiter: str | None) -> str:
+    """UTF-8 text, strictly: a wrong encoding would silently garble every accent.
+
+    FTR alone is let through with its half characters dropped: its collector cut some tweets at
+    a byte count, in the middle of an accented letter or an emoji, and the file is vendored unchanged.
+    """
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        if delimiter and _first_row_format(raw, delimiter) == "ftr":
+            with suppress(UnicodeDecodeError):
+                return _CUT_CHARACTER.sub(b"", raw).decode("utf-8-sig")
+        raise DataError(f"{path}: not UTF-8 text (byte 0x{raw[error.start]:02x} at offset {error.start})") from None
+
+
+def _first_row_format(raw: bytes, delimiter: str) -> str | None:
+    """The format a file's header names, read before its body can be decoded."""
+    header = raw.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").rstrip("\r")
+    return detect_format(next(csv.reader([header], delimiter=delimiter), []))
 
 
 def _read_delimited(path: Path, content: str, delimiter: str) -> pd.DataFrame:
@@ -132,12 +178,16 @@ def _read_jsonl(path: Path, content: str) -> pd.DataFrame:
 
 def _binary(values: pd.Series, column: str, path: Path) -> pd.Series:
     """0/1 labels with blank meaning unknown; anything else is refused with its row."""
-    mapping = {"0": 0.0, "1": 1.0, "0.0": 0.0, "1.0": 1.0, "false": 0.0, "true": 1.0, "": float("nan")}
-    text = values.map(lambda value: str(value).strip().lower())
+    return _mapped(values, _BINARY, column, path, "0, 1 or blank", str.lower)
+
+
+def _mapped(values: pd.Series, mapping: dict, column: str, path: Path, expected: str, fold=str) -> pd.Series:
+    """Labels through a fixed mapping; a value outside it is refused with its row, never guessed."""
+    text = values.map(lambda value: fold(str(value).strip()))
     bad = ~text.isin(mapping.keys())
     if bad.any():
         row = int(bad.to_numpy().argmax())
-        raise DataError(f"{path}: column '{column}' must be 0, 1 or blank; row {row + 2} has {values.iloc[row]!r}")
+        raise DataError(f"{path}: column '{column}' must be {expected}; row {row + 2} has {values.iloc[row]!r}")
     return text.map(mapping).astype(float)
 
 
@@ -167,6 +217,22 @@ def _davidson(table: pd.DataFrame, path: Path) -> pd.DataFrame:
     return _with_toxic(table["tweet"], (classes != 2).astype(float), "en")
 
 
+def _ftr(table: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """FTR: label 1 (racist) is toxic, 0 is not."""
+    return _with_toxic(table["tweet"], _binary(table["label"], "label", path), "fr")
+
+
+def _hateday(table: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """HateDay (a benchmark, read in place): label 1, hateful or offensive, is toxic."""
+    return _with_toxic(table["content"], _binary(table["label"], "label", path), "fr")
+
+
+def _cyberagression(table: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """CyberAgression: overt (OAG) and covert (CAG) aggression are toxic, non-aggressive (NAG) is not."""
+    toxic = _mapped(table["hate"], _CYBERAGRESSION_HATE, "hate", path, "OAG, CAG or NAG")
+    return _with_toxic(table["text"], toxic, "fr")
+
+
 def _jigsaw(table: pd.DataFrame, path: Path) -> pd.DataFrame:
     """Jigsaw: toxic if any of its toxicity sub-labels is set."""
     present = [label for label in _JIGSAW_LABELS if label in table]
@@ -182,7 +248,25 @@ def _with_toxic(text: pd.Series, toxic: pd.Series, language: str) -> pd.DataFram
     return frame
 
 
-_CONVERTERS = {"canonical": _canonical, "mlma": _mlma, "davidson": _davidson, "jigsaw": _jigsaw}
+def _toxic_spans(comments: pd.DataFrame, annotations: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """toxic_spans: each comment's text with the verdict of the majority of its annotators."""
+    toxic = comments["comment_id"].map(_majority_toxic(annotations, path))
+    return _with_toxic(comments["comment_text"], toxic, "en")
+
+
+def _majority_toxic(annotations: pd.DataFrame, path: Path) -> pd.Series:
+    """Toxic when more than half of a comment's annotators said it was; a tie is no majority, so not toxic.
+
+    A comment nobody annotated is absent here, and its label stays unknown.
+    """
+    votes = _mapped(annotations["not toxic"], _TOXIC_SPANS_VOTES, "not toxic", path, "True or False")
+    return (votes.groupby(annotations["comment_id"].to_numpy()).mean() > 0.5).astype(float)
+
+
+_CONVERTERS = {
+    "canonical": _canonical, "mlma": _mlma, "davidson": _davidson, "ftr": _ftr, "hateday": _hateday,
+    "cyberagression": _cyberagression, "jigsaw": _jigsaw,
+}
 
 
 def data_files(path: Path) -> list[Path]:
@@ -201,7 +285,7 @@ def data_files(path: Path) -> list[Path]:
 
 def load(paths) -> Dataset:
     """Load every file under the given paths into one canonical, article-joined table."""
-    sources, articles, skipped = [], [], []
+    sources, articles, skipped, pairs = [], [], [], {}
     for path in paths:
         for file in data_files(Path(path)):
             table = read_table(file)
@@ -212,23 +296,49 @@ def load(paths) -> Dataset:
                 articles.append(table)
             elif kind == "checks":
                 skipped.append(f"{file}: the must-flag / must-pass check list, kept out of training")
+            elif kind in _TOXIC_SPANS_TABLES:
+                _add_half(pairs.setdefault(file.parent, {}), kind, file, table)
             else:
                 sources.append(_source(file, kind, table))
+    sources += [_toxic_spans_source(folder, pair) for folder, pair in pairs.items()]
     if not sources:
         raise DataError(f"no labelled comments found in {', '.join(map(str, paths))}")
     frame = pd.concat([source.frame for source in sources], ignore_index=True)
     return Dataset(_join_articles(frame, articles), sources, skipped)
 
 
+def _add_half(pair: dict, kind: str, file: Path, table: pd.DataFrame) -> None:
+    """Keep one half of a folder's toxic_spans pair until the walk is over and the other half is read."""
+    if kind in pair:
+        raise DataError(f"{file}: a second toxic_spans {_TOXIC_SPANS_TABLES[kind]} in its folder, beside {pair[kind][0]}")
+    pair[kind] = (file, table)
+
+
+def _toxic_spans_source(folder: Path, pair: dict) -> Source:
+    """One source from a folder's comments and annotations, fingerprinted by both: either alone has no labelled text."""
+    for kind, what in _TOXIC_SPANS_TABLES.items():
+        if kind not in pair:
+            present = next(iter(pair.values()))[0]
+            raise DataError(f"{present}: toxic_spans needs its {what} in the same folder, {folder}")
+    comments_file, comments = pair["toxic_spans_comments"]
+    annotations_file, annotations = pair["toxic_spans_annotations"]
+    digest = hashlib.sha256(comments_file.read_bytes() + annotations_file.read_bytes()).hexdigest()
+    return _finished(str(folder), "toxic_spans", digest, _toxic_spans(comments, annotations, annotations_file))
+
+
 def _source(file: Path, kind: str, table: pd.DataFrame) -> Source:
-    """Convert one file's table to canonical rows, dropping rows without text."""
-    frame = _CONVERTERS[kind](table, file)
-    frame["source"] = frame["source"].where(frame["source"] != "", str(file))
-    frame["file"] = str(file)
+    """One file's rows, fingerprinted so a model records exactly which bytes it learned from."""
+    digest = hashlib.sha256(file.read_bytes()).hexdigest()
+    return _finished(str(file), kind, digest, _CONVERTERS[kind](table, file))
+
+
+def _finished(path: str, kind: str, digest: str, frame: pd.DataFrame) -> Source:
+    """A source's canonical rows, tagged with where they came from, without the rows that have no text."""
+    frame["source"] = frame["source"].where(frame["source"] != "", path)
+    frame["file"] = path
     empty = frame["text"].str.strip() == ""
     frame = frame[~empty].reset_index(drop=True)
-    digest = hashlib.sha256(file.read_bytes()).hexdigest()
-    return Source(str(file), kind, digest, frame, int(empty.sum()))
+    return Source(path, kind, digest, frame, int(empty.sum()))
 
 
 def _join_articles(frame: pd.DataFrame, articles: list[pd.DataFrame]) -> pd.DataFrame:
