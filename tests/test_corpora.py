@@ -1,13 +1,17 @@
 """Loaders: each format recognised by its columns, articles joined, unusable files refused with a reason."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from moderation import corpora
 from moderation.corpora import DataError
 
-from .conftest import DATASETS
+from .conftest import DATASETS, ROOT, SHARED, run_cli
+
+BENCHMARKS = SHARED / "benchmarks"
+PUBLIC = ROOT / "data" / "public"
 
 
 def write(path, text):
@@ -122,14 +126,141 @@ def test_missing_path_is_refused(tmp_path):
         corpora.load([tmp_path / "absent"])
 
 
-@pytest.mark.parametrize(("relative", "kind"), [
-    ("mlma/fr_dataset.csv", "mlma"), ("mlma/en_dataset.csv", "mlma"), ("davidson/labeled_data.csv", "davidson"),
+def test_ftr_label_one_is_toxic(tmp_path):
+    write(tmp_path / "ftr.csv", "id,tweet,label\n0,la nazi du bureau,1\n1,un oral sur Hitler,0\n")
+    dataset = corpora.load([tmp_path / "ftr.csv"])
+    assert dataset.sources[0].format == "ftr"
+    assert dataset.frame["toxic"].tolist() == [1.0, 0.0]
+    assert set(dataset.frame["language"]) == {"fr"}
+
+
+def test_ftr_tweets_cut_inside_a_character_lose_only_the_half_character(tmp_path):
+    content = b'id,tweet,label\r\n0,un d\xc3,1\r\n1,"plait \xf0\x9f",0\r\n2,d\xc3\xa9j\xc3\xa0 vu,0\r\n'
+    (tmp_path / "ftr.csv").write_bytes(content)
+    assert corpora.load([tmp_path / "ftr.csv"]).frame["text"].tolist() == ["un d", "plait ", "déjà vu"]
+    (tmp_path / "ftr.csv").write_bytes(content.replace(b"d\xc3,", b"d\xc3x,"))
+    with pytest.raises(DataError, match="not UTF-8"):
+        corpora.load([tmp_path / "ftr.csv"])
+
+
+def test_other_formats_keep_refusing_half_characters(tmp_path):
+    (tmp_path / "c.csv").write_bytes(b"text,toxic\nun d\xc3,1\n")
+    with pytest.raises(DataError, match="not UTF-8"):
+        corpora.load([tmp_path / "c.csv"])
+
+
+def test_hateday_label_one_is_toxic(tmp_path):
+    write(tmp_path / "bench.csv", "tweet_id,content,label\n1,@USER bande de nuls,1\n2,@USER bon match,0\n")
+    dataset = corpora.load([tmp_path / "bench.csv"])
+    assert dataset.sources[0].format == "hateday"
+    assert dataset.frame["text"].tolist() == ["@USER bande de nuls", "@USER bon match"]
+    assert dataset.frame["toxic"].tolist() == [1.0, 0.0]
+
+
+def test_cyberagression_overt_and_covert_aggression_are_toxic(tmp_path):
+    write(tmp_path / "messages.csv", "scenario,message_id,role,text,hate,verbal_abuse,intention,sentiment\n"
+          "s,0,bully,t'es nul,OAG,OTH,AIN,NEG\ns,1,bully_support,on sait tous pourquoi,CAG,OTH,AIN,NEG\n"
+          "s,2,victim,laisse moi,NAG,OTH,CNS,NEU\n")
+    dataset = corpora.load([tmp_path / "messages.csv"])
+    assert dataset.sources[0].format == "cyberagression"
+    assert dataset.frame["toxic"].tolist() == [1.0, 1.0, 0.0]
+    assert set(dataset.frame["language"]) == {"fr"}
+
+
+def test_cyberagression_unknown_hate_value_is_refused_with_its_row(tmp_path):
+    write(tmp_path / "messages.csv", "text,hate,verbal_abuse\nsalut,NAG,OTH\nhein,aggressive,OTH\n")
+    with pytest.raises(DataError, match="column 'hate' must be OAG, CAG or NAG; row 3 has 'aggressive'"):
+        corpora.load([tmp_path / "messages.csv"])
+
+
+TOXIC_SPANS_COMMENTS = "comment_id,comment_text\n1,You idiot.\n2,Split vote.\n3,Nice piece.\n4,Nobody read me.\n"
+TOXIC_SPANS_ANNOTATIONS = ("annotation,comment_id,worker,country,all toxic,not toxic\n"
+                           "0,1,10,USA,True,False\n1,1,11,USA,False,False\n2,1,12,VEN,False,True\n"
+                           "3,2,10,USA,False,False\n4,2,11,USA,False,False\n5,2,12,USA,False,True\n6,2,13,VEN,False,True\n"
+                           "7,3,10,USA,False,True\n8,3,11,USA,False,True\n9,3,12,VEN,False,False\n")
+
+
+def test_toxic_spans_comment_is_toxic_by_strict_majority_and_a_tie_is_not(tmp_path):
+    write(tmp_path / "comments.csv", TOXIC_SPANS_COMMENTS)
+    write(tmp_path / "annotations.csv", TOXIC_SPANS_ANNOTATIONS)
+    dataset = corpora.load([tmp_path])
+    assert [(source.path, source.format) for source in dataset.sources] == [(str(tmp_path), "toxic_spans")]
+    toxic = dataset.frame.set_index("text")["toxic"]
+    assert toxic["You idiot."] == 1.0 and toxic["Split vote."] == 0.0 and toxic["Nice piece."] == 0.0
+    assert toxic.isna()["Nobody read me."]
+    assert set(dataset.frame["language"]) == {"en"}
+
+
+def test_toxic_spans_pair_given_as_two_files_is_joined(tmp_path):
+    comments = write(tmp_path / "comments.csv", TOXIC_SPANS_COMMENTS)
+    annotations = write(tmp_path / "annotations.csv", TOXIC_SPANS_ANNOTATIONS)
+    assert corpora.load([annotations, comments]).frame["toxic"].sum() == 1
+
+
+@pytest.mark.parametrize(("name", "content", "missing"), [
+    ("annotations.csv", TOXIC_SPANS_ANNOTATIONS, "comments table"),
+    ("comments.csv", TOXIC_SPANS_COMMENTS, "annotations table"),
 ])
-def test_public_corpora_are_recognised_in_place(relative, kind):
-    path = DATASETS / relative
+def test_toxic_spans_half_alone_is_refused(tmp_path, name, content, missing):
+    write(tmp_path / name, content)
+    with pytest.raises(DataError, match=f"{name}: toxic_spans needs its {missing}"):
+        corpora.load([tmp_path])
+
+
+def test_toxic_spans_unknown_vote_is_refused_with_its_row(tmp_path):
+    write(tmp_path / "comments.csv", TOXIC_SPANS_COMMENTS)
+    write(tmp_path / "annotations.csv", TOXIC_SPANS_ANNOTATIONS.replace("1,1,11,USA,False,False", "1,1,11,USA,False,maybe"))
+    with pytest.raises(DataError, match="column 'not toxic' must be True or False; row 3 has 'maybe'"):
+        corpora.load([tmp_path])
+
+
+@pytest.mark.parametrize(("relative", "kind", "rows", "toxic"), [
+    ("mlma/fr_dataset.csv", "mlma", 4014, 3193),
+    ("mlma/en_dataset.csv", "mlma", 5647, 4986),
+    ("davidson/labeled_data.csv", "davidson", 24783, 20620),
+    ("ftr/FTR_new_labels.csv", "ftr", 2856, 927),
+    ("toxic_spans", "toxic_spans", 16100, 11275),
+])
+def test_vendored_corpora_keep_their_label_mapping(relative, kind, rows, toxic):
+    dataset = corpora.load([PUBLIC / relative])
+    assert [source.format for source in dataset.sources] == [kind]
+    assert len(dataset.frame) == rows and dataset.frame["toxic"].sum() == toxic
+    assert dataset.frame["toxic"].notna().all()
+
+
+def test_vendored_corpora_are_all_read_from_data_and_the_word_list_is_not():
+    dataset = corpora.load([ROOT / "data"])
+    public = {Path(source.path).relative_to(PUBLIC).parts[0] for source in dataset.sources if PUBLIC in Path(source.path).parents}
+    assert public == {"mlma", "davidson", "ftr", "toxic_spans"}
+    assert not any("lexicons" in source.path for source in dataset.sources)
+
+
+def test_vendored_corpora_carry_their_licence_and_stay_small():
+    folders = sorted(folder for folder in PUBLIC.iterdir() if folder.is_dir())
+    assert [folder.name for folder in folders] == ["davidson", "ftr", "lexicons", "mlma", "toxic_spans"]
+    assert all(any(file.name.startswith("LICENSE") for file in folder.iterdir()) for folder in folders)
+    assert sum(file.stat().st_size for file in PUBLIC.rglob("*") if file.is_file()) < 15 * 1024 * 1024
+
+
+@pytest.mark.parametrize(("path", "kind", "rows", "toxic"), [
+    (DATASETS / "cyberagression", "cyberagression", 5391, 3539),
+    (BENCHMARKS / "hateday_fr.csv", "hateday", 1000, 500),
+])
+def test_shared_sets_read_in_place_keep_their_label_mapping(path, kind, rows, toxic):
     if not path.exists():
-        pytest.skip(f"public corpus {path} is absent (see ../shared/datasets/README.md)")
+        pytest.skip(f"{path} is absent (it lives in ../shared beside the checkout)")
     dataset = corpora.load([path])
-    assert dataset.sources[0].format == kind
-    assert len(dataset.frame) > 1000
-    assert 0 < dataset.frame["toxic"].mean() < 1
+    assert [source.format for source in dataset.sources] == [kind]
+    assert len(dataset.frame) == rows and dataset.frame["toxic"].sum() == toxic
+
+
+def test_evaluate_reads_the_hateday_benchmark(models_dir):
+    path = BENCHMARKS / "hateday_fr.csv"
+    if not path.exists():
+        pytest.skip(f"the benchmark {path} is absent (it lives in ../shared/benchmarks beside the checkout)")
+    result = run_cli("evaluate", "--data", str(path), models_dir=models_dir, check=True)
+    output = result.stdout.decode()
+    assert "(hateday): 1000 rows (all)" in output
+    row = next(line for line in output.splitlines() if line.startswith("| toxic |"))
+    rows, positives, roc_auc = (cell.strip() for cell in row.split("|")[2:5])
+    assert (rows, positives) == ("1000", "500") and 0.5 < float(roc_auc) <= 1
