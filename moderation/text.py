@@ -213,10 +213,18 @@ def normalise_text(text: str) -> str:
     return normalise(text).text
 
 
+# Words that carry grammar, not meaning: they weigh in n-grams ("les X sont des Y") but a moderator learns nothing
+# from seeing them highlighted. Normalised forms (accent-folded, lower case; "ça" is "ca").
 FUNCTION_WORDS = frozenset(
-    "le la les l de des du d un une et ou a au aux en dans sur par pour avec ce cet cette ces c "
-    "se s qui que qu dont est sont etre ete ne n pas y "
-    "the a an of to in on and or is are was were be been it its this that these those with for as at by from".split()
+    "le la les l de des du d un une et ou a au aux en dans sur sous par pour avec sans chez entre vers ce cet cette ces c "
+    "ca cela ceci se s qui que qu quoi dont ou quand parce puisque est es suis sommes etes sont etre ete etait etaient sera "
+    "ai as avons avez ont avait fait faire "
+    "ne n pas y je j me m moi tu t te toi il elle on nous vous ils elles lui leur leurs eux mon ma mes ton ta tes "
+    "son sa ses notre nos votre vos si mais donc car ni comme aussi tres plus moins tout tous toute toutes meme "
+    "the a an of to in on and or but if so as at by for from with about into than then there here "
+    "is are was were be been being am do does did have has had will would shall should can could may might must "
+    "i me my mine we us our ours you your yours he him his she her hers it its they them their theirs "
+    "this that these those who whom whose which what when where why how not no all any some just very too also".split()
 )
 QUOTED = "q_"
 NEGATED = "n_"
