@@ -1,11 +1,13 @@
-"""Measuring a model: per-label metrics on labelled rows, and the must-flag / must-pass checks."""
+"""Measuring a model: per-label metrics on labelled rows, the must-flag / must-pass checks, and the off-topic swap test."""
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from .corpora import LABELS
-from .training import examples
+from .training import _fraction, contexts, examples, holdout_mask
+
+SWAP_LANGUAGES = ("fr", "en")
 
 
 def label_metrics(targets, probabilities, threshold: float) -> dict:
@@ -77,3 +79,47 @@ def run_checks(scorer, checks: pd.DataFrame) -> list[dict]:
                 "score": round(result[row.label], 4), "threshold": threshold,
             })
     return failures
+
+
+def swap_test(scorer_or_pipelines, frame: pd.DataFrame, seed: int = 0) -> dict:
+    """Whether off_topic follows relevance, not style: the same comment must score higher under another article.
+
+    Each held-out on-topic, non-toxic comment is scored under its own held-out article and under
+    another held-out article (chosen by a hash of its text), both with an empty thread, so only
+    the article changes. Figures per comment language and for all pairs.
+    """
+    pipeline = getattr(scorer_or_pipelines, "pipelines", scorer_or_pipelines)["off_topic"]
+    held = frame[holdout_mask(frame) & (frame["article_id"] != "").to_numpy()].reset_index(drop=True)
+    article_texts = dict(zip(held["article_id"], contexts(held)[0]))
+    article_ids = sorted(article_texts)
+    chosen = held[((held["off_topic"] == 0) & (held["toxic"] == 0)).to_numpy()] if len(article_ids) > 1 else held[:0]
+    others = [_other(article_ids, row, seed) for row in chosen.itertuples()]
+    own = _off_topic(pipeline, [(text, article_texts[a], "") for text, a in zip(chosen["text"], chosen["article_id"])])
+    moved = _off_topic(pipeline, [(text, article_texts[a], "") for text, a in zip(chosen["text"], others)])
+    languages = chosen["language"].to_numpy()
+    groups = {language: languages == language for language in SWAP_LANGUAGES} | {"all": np.ones(len(chosen), dtype=bool)}
+    return {name: _swap_figures(own[rows], moved[rows]) for name, rows in groups.items()}
+
+
+def _other(article_ids: list[str], row, seed: int) -> str:
+    """A held-out article other than the comment's own, the same one on every run for a given seed."""
+    others = [article_id for article_id in article_ids if article_id != row.article_id]
+    return others[int(_fraction(row.text, f"swap-{seed}") * len(others))]
+
+
+def _off_topic(pipeline, rows: list) -> np.ndarray:
+    """off_topic probabilities of pipeline input rows; none for no rows."""
+    return pipeline.predict_proba(rows)[:, 1] if rows else np.zeros(0)
+
+
+def _swap_figures(own: np.ndarray, moved: np.ndarray) -> dict:
+    """ROC-AUC of moved against own scores, their mean difference, and the share of comments moved up."""
+    if not len(own):
+        return {"pairs": 0, "roc_auc": None, "mean_difference": None, "raised": None}
+    targets = np.r_[np.zeros(len(own)), np.ones(len(moved))]
+    return {
+        "pairs": int(len(own)),
+        "roc_auc": round(float(roc_auc_score(targets, np.r_[own, moved])), 4),
+        "mean_difference": round(float((moved - own).mean()), 4),
+        "raised": round(float((moved > own).mean()), 4),
+    }
