@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from .lexicon import WordList
 from .text import PLACEHOLDERS, QUOTED, marked_words, normalise, normalise_text
 
 TOKEN_PATTERN = r"(?u)\w+|[^\w\s]"
@@ -27,7 +28,13 @@ _STEM = 6
 
 
 class Normaliser(BaseEstimator, TransformerMixin):
-    """Turns raw (text, article, thread) rows into normalised strings, plus the comment's marked words."""
+    """Turns raw (text, article, thread) rows into normalised strings, plus the comment's marked words.
+
+    `word_list` is the bad-word list entries kept for this model (see lexicon.unambiguous).
+    """
+
+    def __init__(self, word_list: WordList | None = None):
+        self.word_list = word_list
 
     def fit(self, X, y=None):
         """Stateless: nothing to learn."""
@@ -45,7 +52,7 @@ class Normaliser(BaseEstimator, TransformerMixin):
                 if value not in seen:
                     seen[value] = normalise_context(value)
                 out[index, column] = seen[value]
-            out[index, 3] = marked_words(text, normalised)
+            out[index, 3] = marked_words(text, normalised, self.word_list)
         return out
 
 

@@ -7,7 +7,17 @@ that are often literal ("rat", "chien", "singe") or untargeted ("putain", "merde
 out on purpose: the model weighs those from context.
 """
 
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
 ABUSE_MARK = "x_abuse"
+# A larger, looser list (LDNOOBW v2, French), vendored in data/public; its ambiguous entries are dropped per model.
+LEXICON_MARK = "x_lexicon"
+WORD_LIST_PATH = Path(__file__).resolve().parent.parent / "data" / "public" / "lexicons" / "ldnoobw_v2_fr.txt"
+MIN_CLEAN_SEEN = 3  # an entry seen fewer times in clean comments is kept whatever its share
+MIN_TOXIC_RATIO = 2.0  # otherwise it must be twice as common in toxic comments as in clean ones
 
 _WORDS = """
 con conne connard connards connasse connasses salope salopes salaud salauds pute putes
@@ -28,10 +38,52 @@ WORDS = frozenset(_WORDS)
 PHRASES = tuple(tuple(phrase.split()) for phrase in _PHRASES)
 
 
-def abusive_positions(words: list[str]) -> list[int]:
-    """Indexes of the words that are, or start a phrase that is, on the list."""
-    hits = []
-    for index, word in enumerate(words):
-        if word in WORDS or any(tuple(words[index:index + len(phrase)]) == phrase for phrase in PHRASES if phrase[0] == word):
-            hits.append(index)
-    return hits
+@dataclass(frozen=True)
+class WordList:
+    """Entries of a word list in normalised form: single words, and phrases as word tuples by their first word."""
+
+    words: frozenset = frozenset()
+    phrases: tuple = ()
+
+    def entries(self, words: list[str]) -> list[tuple[int, str | tuple]]:
+        """(index, entry) for every word that is, or starts a phrase that is, on the list."""
+        found = []
+        for index, word in enumerate(words):
+            if word in self.words:
+                found.append((index, word))
+            found.extend((index, phrase) for phrase in self.phrases
+                         if phrase[0] == word and tuple(words[index:index + len(phrase)]) == phrase)
+        return found
+
+    def positions(self, words: list[str]) -> list[int]:
+        """Indexes of the words that are, or start a phrase that is, on the list (each once)."""
+        return sorted({index for index, _ in self.entries(words)})
+
+
+ABUSE = WordList(WORDS, PHRASES)
+abusive_positions = ABUSE.positions
+
+
+def read_word_list(path: Path, normalise: Callable[[str], str]) -> WordList:
+    """A word list file (one entry a line), each entry normalised as comments are; empty when the file is absent."""
+    if not path.exists():
+        return WordList()
+    entries = {tuple(normalise(line).split()) for line in path.read_text(encoding="utf-8").splitlines()}
+    entries.discard(())
+    return WordList(frozenset(entry[0] for entry in entries if len(entry) == 1),
+                    tuple(sorted(entry for entry in entries if len(entry) > 1)))
+
+
+def unambiguous(word_list: WordList, texts: list[str], toxic: list[float]) -> WordList:
+    """The entries that mark abuse in labelled comments: one not clearly more common in toxic comments than in clean
+    ones ("bonne", "faire", "putain") is dropped; one the comments rarely show is kept, as insults unseen in training
+    are what the list is for."""
+    seen = {0: Counter(), 1: Counter()}
+    rows = Counter()
+    for text, label in zip(texts, toxic):
+        rows[int(label)] += 1
+        seen[int(label)].update({entry for _, entry in word_list.entries(text.split())})
+    def kept(entry) -> bool:
+        clean = seen[0][entry]
+        return clean < MIN_CLEAN_SEEN or seen[1][entry] / max(rows[1], 1) >= MIN_TOXIC_RATIO * clean / max(rows[0], 1)
+    return WordList(frozenset(filter(kept, word_list.words)), tuple(filter(kept, word_list.phrases)))

@@ -15,7 +15,7 @@ from itertools import chain
 
 from .corpora import LABELS
 from .features import CONTEXT_FEATURES, TOKEN_PATTERN, char_wb_grams, context_lines, normalise_context, topic_words, word_ngrams
-from .lexicon import ABUSE_MARK, abusive_positions
+from .lexicon import ABUSE_MARK, LEXICON_MARK, WordList, abusive_positions
 from .policy import Policy
 from .text import FUNCTION_WORDS, QUOTED, marked_words, normalise, normalise_text
 from .validation import check_article, check_text
@@ -48,6 +48,7 @@ class Scorer:
         if dict(union.transformer_list)["text"] is not text_features:
             raise ValueError("both labels must share one fitted TextFeatures step")
         self._context = dict(union.transformer_list)["context"]
+        self._word_list = getattr(pipelines["toxic"].named_steps["normalise"], "word_list", None) or WordList()
         self._word_range = text_features.word_.ngram_range
         self._char_range = text_features.char_.ngram_range
         weights = {label: _calibrated_parts(pipelines[label]) for label in LABELS}
@@ -96,8 +97,10 @@ class Scorer:
         decisions, per_token = [0.0, 0.0], [defaultdict(float), defaultdict(float)]
         extra = [defaultdict(float), defaultdict(float)]
         chunks = self._add_text(decisions, per_token, normalised.text)
-        listed = [chunks[i][1:] for i in abusive_positions([chunk[0] for chunk in chunks])]
-        self._add_marks(decisions, per_token, extra, marked_words(text, normalised), listed)
+        words = [chunk[0] for chunk in chunks]
+        listed = {mark: [chunks[i][1:] for i in positions]
+                  for mark, positions in ((ABUSE_MARK, abusive_positions(words)), (LEXICON_MARK, self._word_list.positions(words)))}
+        self._add_marks(decisions, per_token, extra, marked_words(text, normalised, self._word_list), listed)
         self._add_context(decisions, extra[1], normalised.text, article_text, thread_text)
         scores, explanation = {}, {}
         for index, label in enumerate(LABELS):
@@ -129,10 +132,10 @@ class Scorer:
                    Counter(gram for grams in char_grams for gram in grams), self._chars)
         return chunks
 
-    def _add_marks(self, decisions, per_token, extra, marks: str, listed: list[tuple[int, int]]) -> None:
+    def _add_marks(self, decisions, per_token, extra, marks: str, listed: dict[str, list[tuple[int, int]]]) -> None:
         """Add the TF-IDF block of marked words (L2-normalised like the others).
 
-        The abuse-list mark is credited to the listed words themselves, so they are highlighted.
+        A word-list mark is credited to the listed words themselves, so they are highlighted.
         """
         counts = Counter(marks.split())
         found = [(gram, (1.0 + math.log(count)) * self._marks[gram][0]) for gram, count in counts.items() if gram in self._marks]
@@ -141,9 +144,10 @@ class Scorer:
             for index in (0, 1):
                 contribution = value / norm * self._marks[gram][index + 1]
                 decisions[index] += contribution
-                if gram.endswith(ABUSE_MARK):
-                    for span in listed:
-                        per_token[index][span] += contribution / len(listed)
+                spans = next((spans for mark, spans in listed.items() if gram.endswith(mark)), None)
+                if spans:
+                    for span in spans:
+                        per_token[index][span] += contribution / len(spans)
                 else:
                     extra[index][QUOTED_TERM if gram.startswith(QUOTED) else NEGATED_TERM] += contribution
 

@@ -9,7 +9,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .lexicon import ABUSE_MARK, abusive_positions
+from .lexicon import ABUSE_MARK, LEXICON_MARK, WordList, abusive_positions
 
 URL = "xurlx"
 EMAIL = "xemailx"
@@ -239,14 +239,15 @@ _OPENING_QUOTES = "«“"
 _CLOSING_QUOTES = "»”"
 
 
-def marked_words(original: str, normalised: Normalised) -> str:
+def marked_words(original: str, normalised: Normalised, word_list: WordList | None = None) -> str:
     """Marked copies of words whose setting changes what they mean, for a block of their own.
 
     Quoting an insult to condemn it, or denying a prejudice ("personne ne dit que les X sont
     des Y"), uses the same words as the insult itself: words inside quotation marks get a
     q_ copy and words after a negation in their clause an n_ copy, so the model can weigh
-    them apart while the plain words still count. Words on the abuse list add a shared mark
-    (itself q_ or n_ when quoted or negated), so insults the training data lacks still count.
+    them apart while the plain words still count. Words on the abuse list, and on the model's
+    larger word list, add a shared mark per list (itself q_ or n_ when quoted or negated), so
+    insults the training data lacks still count.
     """
     words, settings = [], []
     quoted = negated = False
@@ -266,9 +267,10 @@ def marked_words(original: str, normalised: Normalised) -> str:
     for word, setting in zip(words, settings):
         if word not in NEGATION_CUES and word not in PLACEHOLDERS:
             marked.extend(prefix + word for prefix in (QUOTED, NEGATED) if prefix in setting)
-    for index in abusive_positions(words):
-        setting = settings[index]
-        marked.append((QUOTED if QUOTED in setting else NEGATED if NEGATED in setting else "") + ABUSE_MARK)
+    for mark, positions in ((ABUSE_MARK, abusive_positions(words)), (LEXICON_MARK, word_list.positions(words) if word_list else [])):
+        for index in positions:
+            setting = settings[index]
+            marked.append((QUOTED if QUOTED in setting else NEGATED if NEGATED in setting else "") + mark)
     return " ".join(marked)
 
 
