@@ -250,6 +250,7 @@ def train(dataset: Dataset, progress=lambda message: None) -> TrainedModel:
         raise DataError(f"{benchmarks[0]}: a real-text benchmark, to measure on with `evaluate`; a model trained on it "
                         "would be judged on rows it has seen, so it is never trained on")
     frame = dataset.frame[~holdout_mask(dataset.frame)].reset_index(drop=True)
+    progress(f"{len(frame)} training rows ({len(dataset.frame) - len(frame)} held out)")
     frame["weight"] = sample_weights(frame, formats)
     unweighted = sorted(set(frame.loc[frame["weight"] == 0, "file"]))
     if unweighted:
@@ -258,7 +259,6 @@ def train(dataset: Dataset, progress=lambda message: None) -> TrainedModel:
     if frame.empty:
         raise DataError("every source given has weight 0 (see SOURCE_WEIGHTS in moderation/training.py): nothing to train on")
     frame["group"] = group_keys(frame)
-    progress(f"{len(frame)} training rows ({len(dataset.frame) - len(frame)} held out)")
     rows = examples(frame)
     normaliser = Normaliser(word_list=word_list(frame))
     progress(f"word list: {len(normaliser.word_list.words) + len(normaliser.word_list.phrases)} entries kept")
