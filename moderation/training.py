@@ -102,7 +102,7 @@ def examples(frame: pd.DataFrame) -> list[tuple[str, str, str]]:
 def sample_weights(frame: pd.DataFrame, formats: dict[str, str]) -> np.ndarray:
     """Per-row weight from the format of the row's source and, for a public corpus, its language."""
     kinds = frame["file"].map(lambda path: formats.get(path, "canonical"))
-    weights = kinds.map(lambda kind: SOURCE_WEIGHTS.get(kind, 1.0)).to_numpy(float)
+    weights = np.array(kinds.map(lambda kind: SOURCE_WEIGHTS.get(kind, 1.0)), dtype=float)
     public = (kinds != "canonical").to_numpy()
     weights[public] *= frame.loc[public, "language"].map(lambda language: PUBLIC_LANGUAGE_WEIGHTS.get(language, 1.0)).to_numpy(float)
     return weights
