@@ -201,7 +201,7 @@ def print_peers(figures: dict) -> None:
     print(f"\ndev set hateday_fr.csv, accuracy on its {dev['toxic']['rows']:,} rows "
           f"(peers from {PEERS.relative_to(SHARED.parent)}):")
     for entry in sorted(section["systems"] + [ours], key=lambda entry: -entry["accuracy"]):
-        print(f"  {entry['system']:<52} {entry['accuracy']:.3f} {entry['note']}")
+        print(f"  {entry['system']:<52} {entry['accuracy']:.3f} {entry['note']}".rstrip())
 
 
 def model_facts(scorer, dataset) -> dict:
