@@ -94,7 +94,8 @@ def public_corpora(scorer, dataset) -> dict:
 def public_corpus(scorer, frame, kind: str, in_default_model: bool) -> dict:
     """One corpus's toxic metrics on the rows training would hold out of it."""
     held = frame[training.holdout_mask(frame)]
-    return {"format": kind, "in_default_model": in_default_model, "toxic": toxic_metrics(scorer, held)}
+    weight = float(training.sample_weights(frame, dict.fromkeys(frame["file"].unique(), kind)).max())
+    return {"format": kind, "in_default_model": in_default_model, "training_weight": weight, "toxic": toxic_metrics(scorer, held)}
 
 
 def checks(scorer) -> dict:
@@ -161,7 +162,7 @@ def table(figures: dict) -> list[str]:
     lines.append("public corpora, held-out rows:")
     for path, entry in figures["public"].items():
         name = f"  {os.path.relpath(path, ROOT)}"
-        note = "" if entry.get("in_default_model") else "(not in the default model)"
+        note = corpus_note(entry)
         lines += section_rows(name, entry, lambda corpus: [metric_row(name, "toxic", corpus["toxic"], note)])
     for language, swap in figures["swap_test"].items():
         lines.append(note_row(f"swap test ({language})", "off_topic", swap["pairs"], swap_note(swap), swap["roc_auc"]))
@@ -169,6 +170,14 @@ def table(figures: dict) -> list[str]:
     lines.append(note_row("data/checks.csv", "both", check["total"], f"{check['passed']} of {check['total']} pass"))
     lines += section_rows("seed page", figures["seed"], seed_rows)
     return lines
+
+
+def corpus_note(entry: dict) -> str:
+    """Whether the default model learns from a corpus, by training's weights as they stand, not this script's."""
+    if not entry.get("in_default_model"):
+        return "(not in the default model)"
+    weight = entry["training_weight"]
+    return "(weight 0: not learnt from)" if weight == 0 else f"(training weight {weight:g})"
 
 
 def swap_note(swap: dict) -> str:
