@@ -13,9 +13,9 @@ from moderation.evaluation import swap_test
 from .conftest import ROOT, SEED, TEST_KEY
 
 SECTIONS = {"model", "holdout_by_article", "holdout_by_batch", "dev_set", "public", "swap_test", "checks", "seed", "peers"}
-# About 0.05 below the swap-test ROC-AUC measured on the session model (trained from data/) on
-# 2026-12-02: fr 0.762 (830 pairs), en 0.831 (145 pairs); seeds 1 and 2 gave 0.755/0.754 and 0.845/0.830.
-SWAP_AUC_BOUNDS = {"fr": 0.71, "en": 0.78}
+# About 0.05 below the swap-test ROC-AUC of the default model trained from data/ at commit 6824f18
+# (2026-12-02): fr 0.749 (711 pairs), en 0.789 (139 pairs); seeds 1 and 2 gave 0.747/0.751 and 0.795/0.792.
+SWAP_AUC_BOUNDS = {"fr": 0.70, "en": 0.74}
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def swap(scorer):
 
 @pytest.mark.parametrize("language", ["fr", "en"])
 def test_a_comment_under_another_article_ranks_as_more_off_topic(swap, language):
-    """The same comment ranks higher under another article; the bound is 0.05 under the measured AUC (SWAP_AUC_BOUNDS)."""
+    """The same comment ranks higher under another article; each bound is about 0.05 under the measured AUC."""
     assert swap[language]["pairs"] >= 50
     assert swap[language]["roc_auc"] > SWAP_AUC_BOUNDS[language], swap[language]
 
