@@ -67,7 +67,6 @@ TOKEN = re.compile(r"[\w']+|[^\w\s]")
 REPEAT = re.compile(r"([^\W\d_])\1\1", re.I)
 CAPS = re.compile(r"(?<![\w])[A-ZÀ-ÖØ-Þ]{3,}(?![\w])")
 TYPOGRAPHY = re.compile("[«»…’—–\u00a0\u202f]")
-MENTION = re.compile(r"^\s*@[\w.-]+(?:\s[A-Z][\w.-]+)?\s*")
 
 
 def fold(text: str) -> str:
@@ -85,9 +84,15 @@ def tokens(text: str) -> list[str]:
     return [t.strip("'") for t in re.findall(r"[\w']+", fold(URL.sub(" ", text)))]
 
 
-def first_letter_lower(text: str) -> bool:
+def mention_pattern(authors) -> re.Pattern:
+    """A leading @mention: one word, or a pseudonym with spaces that some author of the data uses."""
+    names = sorted({a for a in authors if " " in a}, key=len, reverse=True)
+    return re.compile(r"^\s*@(?:" + "".join(re.escape(n) + "|" for n in names) + r"[\w.-]+)\s*")
+
+
+def first_letter_lower(text: str, mention: re.Pattern) -> bool:
     """The first letter after any @mention is lowercase."""
-    rest = MENTION.sub("", text, count=1) if text.lstrip().startswith("@") else text
+    rest = mention.sub("", text, count=1) if text.lstrip().startswith("@") else text
     letter = next((c for c in rest if c.isalpha()), "")
     return letter.islower()
 
@@ -104,7 +109,8 @@ def features(frame: pd.DataFrame, acronyms: set[str]) -> pd.DataFrame:
     toks = text.map(tokens)
     folded = text.map(fold)
     out = pd.DataFrame(index=frame.index)
-    out["lower_first"] = text.map(first_letter_lower)
+    mention = mention_pattern(frame["author"] if "author" in frame else [])
+    out["lower_first"] = text.map(lambda t: first_letter_lower(t, mention))
     out["no_accent"] = text.map(lambda t: not has_accent(t)).where(frame["language"] == "fr")
     out["sms"] = toks.map(lambda ts: any(t in SMS for t in ts))
     out["nouchi"] = [any(t in NOUCHI for t in ts) or any(p in f for p in NOUCHI_PHRASES) for ts, f in zip(toks, folded)]
