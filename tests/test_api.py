@@ -66,7 +66,7 @@ def comment(comment_id="c1", text=OPINION, **fields):
 def test_a_new_comment_gets_its_decision_and_the_same_one_again_the_stored_result(api):
     status, first, _ = api.call("POST", "/api/v1/comments", comment("c1", INSULT, author={"id": 42, "name": "Awa"}))
     assert status == 201
-    assert (first["id"], first["status"], first["decision"], first["labels"]) == ("c1", "pending", "review", ["toxic"])
+    assert (first["id"], first["status"], first["decision"]) == ("c1", "pending", "review") and "toxic" in first["labels"]
     assert first["scores"]["toxic"] > 0.5 and first["explanation"]["toxic"][0]["spans"]
     status, again, _ = api.call("POST", "/api/v1/comments", comment("c1", INSULT))
     assert status == 200 and again == first

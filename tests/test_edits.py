@@ -136,7 +136,7 @@ def test_an_approved_comment_edited_into_abuse_goes_back_to_a_moderator(site):
         assert site.send(comment_id, INSULT)[1]["status"] == "pending"
         assert site.decide(comment_id, "approve")["status"] == "published"
     status, answer = site.send("swap-1", INSULT + " Et toi aussi, imbécile.")
-    assert (status, answer["status"], answer["labels"]) == (201, "pending", ["toxic"])
+    assert (status, answer["status"]) == (201, "pending") and "toxic" in answer["labels"]
     assert (site.comment("swap-1").review_reason, site.comment("swap-1").decided_by) == ("edited", None)
     status, answer = site.send("swap-2", OTHER_OPINION)
     assert (status, answer["status"]) == (201, "published")
