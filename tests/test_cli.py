@@ -23,7 +23,9 @@ def test_train_reports_progress_version_metrics_and_report(trained):
     for name in ("model.joblib", "metadata.json", "report.md", "pr_toxic.png", "scores_toxic.png", "pr_off_topic.png", "scores_off_topic.png"):
         assert (folder / name).stat().st_size > 0, name
     metadata = json.loads((folder / "metadata.json").read_text())
-    assert {entry["format"] for entry in metadata["training_data"]} == {"canonical"}
+    formats = {entry["format"] for entry in metadata["training_data"]}
+    assert {"canonical", "mlma", "ftr", "davidson", "toxic_spans"} <= formats, "data/ and each vendored corpus are recorded"
+    assert all(entry["weight"] == 1.0 for entry in metadata["training_data"] if entry["format"] == "canonical")
     assert all(len(entry["sha256"]) == 64 and entry["rows"] > 0 for entry in metadata["training_data"])
     assert set(metadata["metrics"]["holdout"]) == {"toxic", "off_topic"}
     assert "scikit-learn" in metadata["libraries"] and len(metadata["model_sha256"]) == 64

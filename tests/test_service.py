@@ -17,7 +17,8 @@ from moderation.validation import InputError
 
 from .conftest import add_user, incoming
 
-INSULT = "Espèce de crétin, ferme ta sale gueule"
+# On the article's subject, so it is flagged toxic and not also off-topic.
+INSULT = "Espèce de crétin, ferme ta sale gueule avec ton référendum sur la Constitution"
 OPINION = "Le calendrier du référendum est trop court pour que l'opposition fasse campagne sur la Constitution."
 SPAM = "Gagnez 500 000 FCFA par jour depuis chez vous, écrivez-moi vite sur WhatsApp"
 
