@@ -10,7 +10,7 @@ from .corpora import LABELS
 from .evaluation import evaluate, run_checks
 from .registry import Registry
 from .scorer import Scorer
-from .training import SOURCE_WEIGHTS, holdout_mask, train
+from .training import holdout_mask, sample_weights, train
 
 DEFAULT_CHECKS = Path(__file__).resolve().parent.parent / "data" / "checks.csv"
 MODEL_FORMAT = 1
@@ -67,7 +67,8 @@ def build(data_paths, registry: Registry, checks_path: Path | None = DEFAULT_CHE
     metadata = {
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "format": MODEL_FORMAT,
-        "training_data": [dict(entry, weight=SOURCE_WEIGHTS.get(entry["format"], 1.0)) for entry in dataset.manifest()],
+        "training_data": [dict(entry, weight=float(sample_weights(source.frame, {source.path: source.format}).max()))
+                          for source, entry in zip(dataset.sources, dataset.manifest())],
         "metrics": {"holdout": holdout_metrics, "by_source": by_source},
         "thresholds": model.policy.to_dict(),
         "reject_suggestions": model.reject_suggestions,

@@ -14,6 +14,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from .lexicon import WordList
 from .text import PLACEHOLDERS, QUOTED, marked_words, normalise, normalise_text
+from .vectors import WordVectors
 
 TOKEN_PATTERN = r"(?u)\w+|[^\w\s]"
 MARK_PATTERN = r"\S+"
@@ -98,12 +99,18 @@ def char_wb_grams(word: str, low: int, high: int) -> list[str]:
 
 
 class TextFeatures(BaseEstimator, TransformerMixin):
-    """Word (1-2 grams), accent-folded character (2-5 grams within words) and marked-word TF-IDF."""
+    """Word (1-2 grams), accent-folded character (2-5 grams within words) and marked-word TF-IDF.
 
-    def __init__(self, word_min_df=2, char_min_df=2, char_max_features=200_000):
+    With `vectors`, a fourth block: the unit mean of the comment's word vectors, times `vector_scale`.
+    """
+
+    def __init__(self, word_min_df=2, char_min_df=2, char_max_features=200_000, vectors: WordVectors | None = None,
+                 vector_scale=1.0):
         self.word_min_df = word_min_df
         self.char_min_df = char_min_df
         self.char_max_features = char_max_features
+        self.vectors = vectors
+        self.vector_scale = vector_scale
 
     def fit(self, X, y=None):
         """Learn the vocabularies from the normalised comments and their marked words."""
@@ -131,12 +138,25 @@ class TextFeatures(BaseEstimator, TransformerMixin):
         """The three TF-IDF blocks side by side."""
         texts = _texts(X)
         blocks = [self.word_.transform(texts), self.char_.transform(texts), self.marks_.transform([row[3] for row in X])]
+        if self.vectors is not None:
+            blocks.append(sp.csr_matrix(self._dense(texts)))
         return sp.hstack(blocks, format="csr")
+
+    def _dense(self, texts: list[str]) -> np.ndarray:
+        """The word-vector block: one scaled unit mean per comment, zeros where no word has a vector."""
+        dense = np.zeros((len(texts), self.vectors.table.shape[1]))
+        for index, text in enumerate(texts):
+            mean = self.vectors.mean(text.split())
+            if mean is not None:
+                dense[index] = mean * self.vector_scale
+        return dense
 
     def get_feature_names_out(self, input_features=None):
         """Prefixed names, so a weight can be traced to its block."""
         names = [f"{block}:{name}" for block, vectorizer in (("word", self.word_), ("char", self.char_), ("mark", self.marks_))
                  for name in vectorizer.get_feature_names_out()]
+        if self.vectors is not None:
+            names += [f"vector:{dimension}" for dimension in range(self.vectors.table.shape[1])]
         return np.asarray(names, dtype=object)
 
 

@@ -13,6 +13,8 @@ from collections import Counter, defaultdict
 from functools import lru_cache
 from itertools import chain
 
+import numpy as np
+
 from .corpora import LABELS
 from .features import CONTEXT_FEATURES, TOKEN_PATTERN, char_wb_grams, context_lines, normalise_context, topic_words, word_ngrams
 from .lexicon import ABUSE_MARK, LEXICON_MARK, WordList, abusive_positions
@@ -59,6 +61,14 @@ class Scorer:
             tables.append(_table(vectorizer, coefficients, offset))
             offset += len(vectorizer.vocabulary_)
         self._words, self._chars, self._marks = tables
+        self._vectors = text_features.vectors
+        if self._vectors is not None:
+            width = self._vectors.table.shape[1]
+            dense_weights = np.array([c[offset:offset + width] for c in coefficients])
+            # Each vector's push on both labels, so a comment costs one mean and a lookup per word.
+            self._projections = self._vectors.table @ dense_weights.T
+            self._vector_scale = text_features.vector_scale
+            offset += width
         self._context_weights = weights["off_topic"][0][offset:].tolist()
         self._intercepts = [weights[label][1] for label in LABELS]
         self._calibration = [weights[label][2] for label in LABELS]
@@ -97,6 +107,7 @@ class Scorer:
         decisions, per_token = [0.0, 0.0], [defaultdict(float), defaultdict(float)]
         extra = [defaultdict(float), defaultdict(float)]
         chunks = self._add_text(decisions, per_token, normalised.text)
+        self._add_vectors(decisions, per_token, chunks)
         words = [chunk[0] for chunk in chunks]
         listed = {mark: [chunks[i][1:] for i in positions]
                   for mark, positions in ((ABUSE_MARK, abusive_positions(words)), (LEXICON_MARK, self._word_list.positions(words)))}
@@ -131,6 +142,24 @@ class Scorer:
         _add_block(decisions, per_token, chunks, [[(gram, 1.0) for gram in grams] for grams in char_grams],
                    Counter(gram for grams in char_grams for gram in grams), self._chars)
         return chunks
+
+    def _add_vectors(self, decisions, per_token, chunks: list[tuple[str, int, int]]) -> None:
+        """Add the word-vector block; each word with a vector is credited its share of the mean."""
+        if self._vectors is None:
+            return
+        index = self._vectors.index
+        found = [(index[word], start, end) for word, start, end in chunks if word in index]
+        if not found:
+            return
+        rows = [row for row, _, _ in found]
+        norm = float(np.linalg.norm(self._vectors.table[rows].mean(axis=0)))
+        if not norm:
+            return
+        shares = (self._projections[rows] * (self._vector_scale / (norm * len(rows)))).tolist()
+        for (_, start, end), share in zip(found, shares):
+            for label in (0, 1):
+                decisions[label] += share[label]
+                per_token[label][(start, end)] += share[label]
 
     def _add_marks(self, decisions, per_token, extra, marks: str, listed: dict[str, list[tuple[int, int]]]) -> None:
         """Add the TF-IDF block of marked words (L2-normalised like the others).
