@@ -112,6 +112,10 @@ class TextFeatures(BaseEstimator, TransformerMixin):
         self.vectors = vectors
         self.vector_scale = vector_scale
 
+    def __setstate__(self, state):
+        """Models saved before the word-vector block load as models without it."""
+        super().__setstate__({"vectors": None, "vector_scale": 1.0, **state})
+
     def fit(self, X, y=None):
         """Learn the vocabularies from the normalised comments and their marked words."""
         texts = _texts(X)

@@ -37,3 +37,16 @@ def test_the_default_model_carries_its_vectors_and_the_scorer_uses_them(scorer):
     assert text_features.vectors is not None and len(text_features.vectors.index) > 100_000
     rows = [("Quel imbécile ce ministre du budget", "", "")]
     assert abs(scorer.score(rows[0][0])["toxic"] - scorer.pipelines["toxic"].predict_proba(rows)[0, 1]) < 1e-9
+
+
+def test_a_model_saved_before_the_vector_block_still_loads_and_scores():
+    from moderation.features import TextFeatures
+
+    rows = [("quel cretin", "", "", ""), ("bonne analyse du budget", "", "", ""), ("quel budget", "", "", "")]
+    older = TextFeatures(word_min_df=1, char_min_df=1).fit(rows)
+    state = dict(older.__getstate__())
+    del state["vectors"], state["vector_scale"]
+    loaded = TextFeatures.__new__(TextFeatures)
+    loaded.__setstate__(state)
+    assert loaded.vectors is None
+    assert (loaded.transform(rows) != older.transform(rows)).nnz == 0
