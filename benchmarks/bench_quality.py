@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/bench_quality.py [--model VERSION] [--json figures.json] [--png quality.png]
 Trains nothing: it loads a model from MODERATION_MODELS_DIR (default models/). Rows: the held-out
-articles of data/ (all, then per writing batch), the HateDay dev set, each public corpus's held-out
+articles of data/, then its writing batches held out whole, the HateDay dev set, each public corpus's held-out
 rows, the off-topic swap test, data/checks.csv and the seed page; then the systems published on the
 dev set in ../shared/benchmarks/README.md. A set whose file is absent is skipped, saying so.
 """
@@ -48,19 +48,24 @@ def thresholds(scorer) -> dict[str, float]:
     return {label: limits.review for label, limits in scorer.policy.thresholds.items()}
 
 
-def holdout_kind() -> str:
-    """What the held-out rows are, as the training module holds them out today."""
-    return "held-out batches" if hasattr(training, "holdout_batches") else "held-out articles, per file"
-
-
 def data_holdout(scorer, dataset) -> tuple[dict, dict]:
-    """Metrics of the canonical rows training holds out: all together, and per writing batch (file)."""
+    """Metrics of the canonical rows training holds out: by article (in training's batches) and by whole batch.
+
+    The batch rows counted are those whose article is not held out too, so they measure writing alone.
+    """
     formats = {source.path: source.format for source in dataset.sources}
     frame = dataset.frame
-    held = frame[training.holdout_mask(frame) & (frame["file"].map(formats) == "canonical").to_numpy()]
-    overall, by_file, _ = evaluate(scorer.pipelines, thresholds(scorer), held.reset_index(drop=True))
-    accurate = {path: {label: with_accuracy(m) for label, m in metrics.items()} for path, metrics in by_file.items()}
-    return {label: with_accuracy(m) for label, m in overall.items()}, {"kind": holdout_kind(), "files": accurate}
+    canonical = (frame["file"].map(formats) == "canonical").to_numpy()
+    batches = training.holdout_batches(frame)
+    in_batch = frame["file"].isin(batches).to_numpy()
+    by_article = frame[training.article_holdout_mask(frame) & canonical & ~in_batch]
+    by_batch = frame[in_batch & ~training.article_holdout_mask(frame)]
+    article_metrics, _, _ = evaluate(scorer.pipelines, thresholds(scorer), by_article.reset_index(drop=True))
+    batch_metrics, by_file, _ = evaluate(scorer.pipelines, thresholds(scorer), by_batch.reset_index(drop=True))
+    files = {"all held-out batches": batch_metrics, **by_file} if len(by_file) > 1 else by_file
+    accurate = {path: {label: with_accuracy(m) for label, m in metrics.items()} for path, metrics in files.items()}
+    kind = f"{', '.join(sorted(Path(path).stem for path in batches))}; rows of held-out articles left out"
+    return {label: with_accuracy(m) for label, m in article_metrics.items()}, {"kind": kind, "files": accurate}
 
 
 def toxic_metrics(scorer, frame) -> dict:

@@ -21,7 +21,7 @@ from .demo import load_demo
 from .evaluation import evaluate
 from .registry import Registry, RegistryError
 from .report import metrics_table
-from .training import holdout_mask
+from .training import holdout_batches, holdout_mask
 from .validation import InputError
 
 MAX_LINE_BYTES = 4 * 1024 * 1024
@@ -85,14 +85,15 @@ def evaluate_command(data, version, split, as_json):
     trained_on = {entry["sha256"] for entry in scorer.metadata["training_data"]}
     dataset = corpora.load(list(data))
     keep, used = np.zeros(len(dataset.frame), dtype=bool), []
-    held_out = holdout_mask(dataset.frame)
+    held_out, whole = holdout_mask(dataset.frame), holdout_batches(dataset.frame)
     for source in dataset.sources:
         rows = (dataset.frame["file"] == source.path).to_numpy()
         only_holdout = split == "holdout" or (split == "auto" and source.sha256 in trained_on)
         if only_holdout:
             rows = rows & held_out
         keep = keep | rows
-        used.append({"path": source.path, "format": source.format, "rows": int(rows.sum()), "split": "holdout" if only_holdout else "all"})
+        kind = ("holdout, whole batch" if source.path in whole else "holdout") if only_holdout else "all"
+        used.append({"path": source.path, "format": source.format, "rows": int(rows.sum()), "split": kind})
     if not keep.any():
         raise click.ClickException("no rows to evaluate")
     thresholds = {label: t.review for label, t in scorer.policy.thresholds.items()}

@@ -5,8 +5,12 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
+import pandas as pd
 import pytest
+
+from moderation.training import HELD_OUT_BATCHES
 
 from .conftest import ROOT, json_lines, resign, run_cli
 
@@ -89,10 +93,14 @@ def test_score_without_a_model_says_how_to_train(tmp_path):
 
 
 def test_evaluate_uses_held_out_rows_of_training_files(models_dir):
-    """The project's own comments (the public corpora in data/public weigh 0 in the default model, see training.py)."""
+    """The project's own comments: held-out articles of each batch, and the batches held out whole."""
     result = run_cli("evaluate", "--data", "data/comments", "--data", "data/articles", "--json", models_dir=models_dir, check=True)
     report = json.loads(result.stdout)
-    assert {entry["split"] for entry in report["data"]} == {"holdout"}
+    splits = {Path(entry["path"]).stem: entry["split"] for entry in report["data"]}
+    assert {splits.pop(stem) for stem in HELD_OUT_BATCHES} == {"holdout, whole batch"}
+    assert set(splits.values()) == {"holdout"}
+    rows = {Path(entry["path"]).stem: entry["rows"] for entry in report["data"]}
+    assert rows["sport"] == len(pd.read_csv(ROOT / "data/comments/sport.csv")) and rows["politique"] < 400
     for label in ("toxic", "off_topic"):
         metrics = report["metrics"][label]
         assert {"roc_auc", "pr_auc", "precision", "recall", "f1", "tp", "fp", "tn", "fn"} <= set(metrics)
