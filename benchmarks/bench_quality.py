@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from moderation import corpora, load_scorer, training  # noqa: E402
+from moderation import corpora, load_scorer, splits, training  # noqa: E402
 from moderation.build import DEFAULT_CHECKS  # noqa: E402
 from moderation.evaluation import evaluate, label_metrics, run_checks, swap_test  # noqa: E402
 from moderation.registry import RegistryError  # noqa: E402
@@ -56,10 +56,11 @@ def data_holdout(scorer, dataset) -> tuple[dict, dict]:
     formats = {source.path: source.format for source in dataset.sources}
     frame = dataset.frame
     canonical = (frame["file"].map(formats) == "canonical").to_numpy()
-    batches = training.holdout_batches(frame)
+    batches = splits.holdout_batches(frame)
     in_batch = frame["file"].isin(batches).to_numpy()
-    by_article = frame[training.article_holdout_mask(frame) & canonical & ~in_batch]
-    by_batch = frame[in_batch & ~training.article_holdout_mask(frame)]
+    article_held = splits.article_holdout_mask(frame)
+    by_article = frame[article_held & canonical & ~in_batch]
+    by_batch = frame[in_batch & ~article_held]
     article_metrics, _, _ = evaluate(scorer.pipelines, thresholds(scorer), by_article.reset_index(drop=True))
     batch_metrics, by_file, _ = evaluate(scorer.pipelines, thresholds(scorer), by_batch.reset_index(drop=True))
     files = {"all held-out batches": batch_metrics, **by_file} if len(by_file) > 1 else by_file
@@ -98,7 +99,7 @@ def public_corpora(scorer, dataset) -> dict:
 
 def public_corpus(scorer, frame, kind: str, in_default_model: bool) -> dict:
     """One corpus's toxic metrics on the rows training would hold out of it."""
-    held = frame[training.holdout_mask(frame)]
+    held = frame[splits.holdout_mask(frame)]
     weight = float(training.sample_weights(frame, dict.fromkeys(frame["file"].unique(), kind)).max())
     return {"format": kind, "in_default_model": in_default_model, "training_weight": weight, "toxic": toxic_metrics(scorer, held)}
 

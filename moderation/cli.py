@@ -21,7 +21,7 @@ from .demo import load_demo
 from .evaluation import evaluate
 from .registry import Registry, RegistryError
 from .report import metrics_table
-from .training import holdout_batches, holdout_mask
+from .splits import holdout_batches, holdout_mask
 from .validation import InputError
 
 MAX_LINE_BYTES = 4 * 1024 * 1024
@@ -104,6 +104,9 @@ def evaluate_command(data, version, split, as_json):
     click.echo(f"model {scorer.version}")
     for entry in used:
         click.echo(f"  {entry['path']} ({entry['format']}): {entry['rows']} rows ({entry['split']})")
+    whole_batches = sorted(Path(entry["path"]).stem for entry in used if entry["split"] == "holdout, whole batch")
+    if whole_batches:
+        click.echo(f"writing batches held out whole (no model learns from any of their rows): {', '.join(whole_batches)}")
     click.echo("\nall data\n" + "\n".join(metrics_table(overall)))
     for path, metrics in by_source.items():
         click.echo(f"\n{path}\n" + "\n".join(metrics_table(metrics)))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from moderation.training import HELD_OUT_BATCHES
+from moderation.splits import HELD_OUT_BATCHES
 
 from .conftest import ROOT, json_lines, resign, run_cli
 
@@ -112,6 +112,7 @@ def test_evaluate_prints_a_table_for_people(models_dir):
     result = run_cli("evaluate", "--data", "data/comments", models_dir=models_dir, check=True)
     text = result.stdout.decode()
     assert "| toxic |" in text and "(holdout)" in text
+    assert "writing batches held out whole (no model learns from any of their rows): site, sport" in text
 
 
 def test_evaluate_on_a_new_file_uses_every_row(models_dir, tmp_path):
