@@ -29,7 +29,7 @@ from sklearn.model_selection import GroupKFold, cross_val_predict
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from moderation.training import holdout_mask  # noqa: E402
+from moderation.splits import holdout_mask  # noqa: E402
 
 LABELS = ("toxic", "off_topic")
 # SMS and chat spellings, French then English; matched as whole tokens, case-insensitively.

@@ -10,7 +10,8 @@ from .corpora import LABELS
 from .evaluation import evaluate, run_checks
 from .registry import Registry
 from .scorer import Scorer
-from .training import holdout_mask, sample_weights, train
+from .splits import holdout_mask
+from .training import sample_weights, train
 
 DEFAULT_CHECKS = Path(__file__).resolve().parent.parent / "data" / "checks.csv"
 MODEL_FORMAT = 1

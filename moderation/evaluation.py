@@ -5,7 +5,8 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from .corpora import LABELS
-from .training import _fraction, contexts, examples, holdout_mask
+from .splits import _fraction, holdout_mask
+from .training import contexts, examples
 
 SWAP_LANGUAGES = ("fr", "en")
 
