@@ -10,6 +10,7 @@ out on purpose: the model weighs those from context.
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 ABUSE_MARK = "x_abuse"
@@ -45,14 +46,24 @@ class WordList:
     words: frozenset = frozenset()
     phrases: tuple = ()
 
+    @cached_property
+    def _phrases_by_first(self) -> dict[str, list[tuple]]:
+        """The phrases by their first word: every word of every comment is looked up here."""
+        by_first: dict[str, list[tuple]] = {}
+        for phrase in self.phrases:
+            by_first.setdefault(phrase[0], []).append(phrase)
+        return by_first
+
     def entries(self, words: list[str]) -> list[tuple[int, str | tuple]]:
         """(index, entry) for every word that is, or starts a phrase that is, on the list."""
         found = []
+        by_first = self._phrases_by_first
         for index, word in enumerate(words):
             if word in self.words:
                 found.append((index, word))
-            found.extend((index, phrase) for phrase in self.phrases
-                         if phrase[0] == word and tuple(words[index:index + len(phrase)]) == phrase)
+            for phrase in by_first.get(word, ()):
+                if tuple(words[index:index + len(phrase)]) == phrase:
+                    found.append((index, phrase))
         return found
 
     def positions(self, words: list[str]) -> list[int]:

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from moderation.lexicon import WordList
 from moderation.text import marked_words, normalise, normalise_text
 
 
@@ -104,3 +105,10 @@ def test_any_unicode_normalises_and_maps_inside_the_original(raw):
 )
 def test_quoted_negated_and_listed_words_are_marked(raw, expected):
     assert marked_words(raw, normalise(raw)) == expected
+
+
+def test_a_word_list_finds_its_words_and_whole_phrases_only():
+    listed = WordList(frozenset({"raclure"}), (("fils", "de", "pute"), ("sous", "race"), ("sous", "homme")))
+    words = "ce fils de pute traite les gens de sous race et de sous chef raclure".split()
+    assert listed.entries(words) == [(1, ("fils", "de", "pute")), (8, ("sous", "race")), (13, "raclure")]
+    assert listed.positions(words + ["sous"]) == [1, 8, 13]
