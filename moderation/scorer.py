@@ -25,6 +25,7 @@ from .validation import check_article, check_text
 # Articles and threads in play, and their lines: a thread is 20 comments, most of them one line long.
 CONTEXT_CACHE_SIZE = 512
 THREAD_LINE_CACHE_SIZE = 4096
+WORD_CACHE_SIZE = 16384  # words whose known character n-grams are kept: the common ones of a site's comments
 REBUILD_AFTER = 64
 EXPLANATION_TERMS = 5
 EXPLANATION_MIN_WEIGHT = 0.05
@@ -74,6 +75,7 @@ class Scorer:
         self._calibration = [weights[label][2] for label in LABELS]
         self._article_vector = lru_cache(maxsize=CONTEXT_CACHE_SIZE)(self._normalised_vector)
         self._line_words = lru_cache(maxsize=THREAD_LINE_CACHE_SIZE)(_line_topic_words)
+        self._known_chars = lru_cache(maxsize=WORD_CACHE_SIZE)(self._char_grams_in_vocabulary)
         self._threads: dict[str, _Thread] = {}  # by article text: the last thread seen there
         self._threads_lock = threading.Lock()
 
@@ -138,10 +140,13 @@ class Scorer:
         _add_block(decisions, per_token, words, _shares(word_grams, len(words)),
                    Counter(gram for gram, _, _ in word_grams), self._words)
         chunks = [(m.group(), m.start(), m.end()) for m in _CHUNK.finditer(text)]
-        char_grams = [char_wb_grams(chunk[0], *self._char_range) for chunk in chunks]
-        _add_block(decisions, per_token, chunks, [[(gram, 1.0) for gram in grams] for grams in char_grams],
-                   Counter(gram for grams in char_grams for gram in grams), self._chars)
+        char_grams = [self._known_chars(chunk[0]) for chunk in chunks]
+        _add_block(decisions, per_token, chunks, char_grams, Counter(gram for grams in char_grams for gram, _ in grams), self._chars)
         return chunks
+
+    def _char_grams_in_vocabulary(self, word: str) -> tuple[tuple[str, float], ...]:
+        """A word's character n-grams that the model knows, each with its full share (cached: words recur)."""
+        return tuple((gram, 1.0) for gram in char_wb_grams(word, *self._char_range) if gram in self._chars)
 
     def _add_vectors(self, decisions, per_token, chunks: list[tuple[str, int, int]]) -> None:
         """Add the word-vector block; each word with a vector is credited its share of the mean."""
