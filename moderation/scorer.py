@@ -56,12 +56,12 @@ class Scorer:
         self._char_range = text_features.char_.ngram_range
         weights = {label: _calibrated_parts(pipelines[label]) for label in LABELS}
         coefficients = [weights[label][0] for label in LABELS]
-        offset = 0
-        tables = []
-        for vectorizer in (text_features.word_, text_features.char_, text_features.marks_):
-            tables.append(_table(vectorizer, coefficients, offset))
-            offset += len(vectorizer.vocabulary_)
-        self._words, self._chars, self._marks = tables
+        self._words = _Block(text_features.word_, coefficients, 0)
+        offset = len(text_features.word_.vocabulary_)
+        self._chars = _Block(text_features.char_, coefficients, offset)
+        offset += len(text_features.char_.vocabulary_)
+        self._marks = _table(text_features.marks_, coefficients, offset)
+        offset += len(text_features.marks_.vocabulary_)
         self._vectors = text_features.vectors
         if self._vectors is not None:
             width = self._vectors.table.shape[1]
@@ -136,17 +136,26 @@ class Scorer:
     def _add_text(self, decisions, per_token, text: str) -> list[tuple[str, int, int]]:
         """Add the word and character TF-IDF blocks of a normalised comment; return its words."""
         words = [(m.group(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
-        word_grams = list(word_ngrams([word[0] for word in words], *self._word_range))
-        _add_block(decisions, per_token, words, _shares(word_grams, len(words)),
-                   Counter(gram for gram, _, _ in word_grams), self._words)
+        columns, tokens, shares = [], [], []
+        for gram, first, last in word_ngrams([word[0] for word in words], *self._word_range):
+            column = self._words.columns.get(gram)
+            if column is not None:
+                columns += [column] * (last - first + 1)
+                tokens += range(first, last + 1)
+                shares += [1.0 / (last - first + 1)] * (last - first + 1)
+        self._words.add(decisions, per_token, words, np.array(columns, dtype=np.intp), np.array(tokens, dtype=np.intp),
+                        np.array(shares))
         chunks = [(m.group(), m.start(), m.end()) for m in _CHUNK.finditer(text)]
-        char_grams = [self._known_chars(chunk[0]) for chunk in chunks]
-        _add_block(decisions, per_token, chunks, char_grams, Counter(gram for grams in char_grams for gram, _ in grams), self._chars)
+        if chunks:
+            known = [self._known_chars(chunk[0]) for chunk in chunks]
+            self._chars.add(decisions, per_token, chunks, np.concatenate(known),
+                            np.repeat(np.arange(len(chunks)), [len(columns) for columns in known]))
         return chunks
 
-    def _char_grams_in_vocabulary(self, word: str) -> tuple[tuple[str, float], ...]:
-        """A word's character n-grams that the model knows, each with its full share (cached: words recur)."""
-        return tuple((gram, 1.0) for gram in char_wb_grams(word, *self._char_range) if gram in self._chars)
+    def _char_grams_in_vocabulary(self, word: str) -> np.ndarray:
+        """The columns of a word's character n-grams that the model knows (cached: words recur)."""
+        columns = self._chars.columns
+        return np.array([columns[gram] for gram in char_wb_grams(word, *self._char_range) if gram in columns], dtype=np.intp)
 
     def _add_vectors(self, decisions, per_token, chunks: list[tuple[str, int, int]]) -> None:
         """Add the word-vector block; each word with a vector is credited its share of the mean."""
@@ -271,50 +280,37 @@ def _table(vectorizer, coefficients, offset) -> dict[str, tuple[float, float, fl
     return {gram: (idf[i], toxic[i], off_topic[i]) for gram, i in vectorizer.vocabulary_.items()}
 
 
-def _shares(grams, token_count: int) -> list[list[tuple[str, float]]]:
-    """Per token, the n-grams touching it and the share of each n-gram's weight it takes."""
-    per_token = [[] for _ in range(token_count)]
-    for gram, first, last in grams:
-        share = 1.0 / (last - first + 1)
-        for index in range(first, last + 1):
-            per_token[index].append((gram, share))
-    return per_token
+class _Block:
+    """One TF-IDF block of the model laid out for scoring: n-gram -> column, each column's IDF and weights on both labels."""
 
+    def __init__(self, vectorizer, coefficients, offset: int):
+        self.columns = vectorizer.vocabulary_
+        self.idf = vectorizer.idf_
+        self.weights = np.array([c[offset:offset + len(self.idf)] for c in coefficients])
 
-def _add_block(decisions, per_token, tokens, grams_by_token, counts: Counter, table) -> None:
-    """Add one L2-normalised TF-IDF block to both labels' decisions and to each token's weight.
+    def add(self, decisions, per_token, spans, columns: np.ndarray, tokens: np.ndarray, shares: np.ndarray | None = None) -> None:
+        """Add the block, L2-normalised, to both labels' decisions and to each token's weight.
 
-    An n-gram counted n times has TF-IDF (1 + log n) * idf, L2-normalised over the block; each
-    occurrence carries 1/n of its contribution to the token(s) it covers.
-    """
-    unit = {}
-    squares = 0.0
-    for gram, count in counts.items():
-        entry = table.get(gram)
-        if entry is None:
-            continue
-        if count == 1:  # most n-grams of a comment occur once: no logarithm, no division
-            value = entry[0]
-            unit[gram] = (value * entry[1], value * entry[2])
-        else:
-            value = (1.0 + math.log(count)) * entry[0]
-            unit[gram] = (value * entry[1] / count, value * entry[2] / count)
-        squares += value * value
-    if not unit:
-        return
-    norm = math.sqrt(squares)
-    for (_, start, end), grams in zip(tokens, grams_by_token):
-        toxic = off_topic = 0.0
-        for gram, share in grams:
-            weights = unit.get(gram)
-            if weights is not None:
-                toxic += weights[0] * share
-                off_topic += weights[1] * share
-        if toxic or off_topic:
-            decisions[0] += toxic / norm
-            decisions[1] += off_topic / norm
-            per_token[0][(start, end)] += toxic / norm
-            per_token[1][(start, end)] += off_topic / norm
+        Each (columns[i], tokens[i]) is an n-gram occurrence touching a token, which takes shares[i]
+        of it (all of it when shares is None). An n-gram counted n times has TF-IDF
+        (1 + log n) * idf; each occurrence carries 1/n of its contribution.
+        """
+        if not len(columns):
+            return
+        unique, inverse = np.unique(columns, return_inverse=True)
+        counts = np.bincount(inverse) if shares is None else np.rint(np.bincount(inverse, weights=shares))
+        values = (1.0 + np.log(counts)) * self.idf[unique]
+        per_occurrence = (values / (counts * math.sqrt(values @ values)))[inverse]
+        if shares is not None:
+            per_occurrence *= shares
+        contributions = self.weights[:, unique][:, inverse] * per_occurrence
+        by_token = [np.bincount(tokens, weights=row, minlength=len(spans)) for row in contributions]
+        for label in (0, 1):
+            decisions[label] += float(by_token[label].sum())
+        for (_, start, end), toxic, off_topic in zip(spans, by_token[0].tolist(), by_token[1].tolist()):
+            if toxic or off_topic:
+                per_token[0][(start, end)] += toxic
+                per_token[1][(start, end)] += off_topic
 
 
 def _explain(normalised, per_token, scale, extra) -> list[dict]:
