@@ -2,8 +2,9 @@
 
 scikit-learn's Pipeline.predict_proba spends most of a single comment's time building sparse
 matrices and validating input. Here the fitted vocabularies, IDF weights and coefficients are
-laid out once as one dictionary per block, and a comment costs a normalisation, one lookup per
-n-gram and a few sums. The numbers are those of the saved pipelines (tests hold them to 1e-9).
+laid out once per block, and a comment costs a normalisation, one lookup per word n-gram (and
+per word for its character n-grams, cached) and a few numpy sums. The numbers are those of
+the saved pipelines (tests hold them to 1e-9).
 """
 
 import math
