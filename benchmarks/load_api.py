@@ -39,6 +39,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pandas as pd
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -88,6 +89,7 @@ class Phase:
     outcomes: list[Outcome]
     elapsed: float
     cpu: dict[str, float]
+    stages: dict[str, tuple[float, float, float]]
 
     def latencies(self) -> list[float]:
         """Every request's latency, answered or not."""
@@ -411,12 +413,44 @@ def backend_pids(server_url: str, name: str):
 
 # --- running and reporting -----------------------------------------------------------------------------------------
 
+def stage_totals(port: int) -> dict[str, tuple[float, float, float]]:
+    """What the server's /metrics counts for each stage of answering: (passes, wall seconds, CPU seconds)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
+    try:
+        connection.request("GET", "/metrics")
+        exposition = connection.getresponse().read().decode()
+    finally:
+        connection.close()
+    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
+    for metric in text_string_to_metric_families(exposition):
+        for sample in metric.samples:
+            slot = {"palabre_stage_seconds_count": 0, "palabre_stage_seconds_sum": 1,
+                    "palabre_stage_cpu_seconds_total": 2}.get(sample.name)
+            if slot is not None:
+                totals[sample.labels["stage"]][slot] = sample.value
+    return {stage: tuple(values) for stage, values in totals.items()}
+
+
 def run_phase(name: str, port: int, path: str, requests: list[tuple], rate: float, connections: int, meter: CpuMeter) -> Phase:
-    """One phase of steady load, with the CPU use of everything involved."""
-    before = meter.snapshot()
+    """One phase of steady load, with the CPU use of everything involved and the server's own timings of each stage."""
+    stages_before, before = stage_totals(port), meter.snapshot()
     outcomes, elapsed = drive(port, path, requests, rate, connections)
     cpu = CpuMeter.shares(before, meter.snapshot())
-    return Phase(name, rate, len(requests) / rate, outcomes, elapsed, cpu)
+    after = stage_totals(port)
+    stages = {stage: tuple(now - was for now, was in zip(values, stages_before.get(stage, (0.0, 0.0, 0.0))))
+              for stage, values in after.items()}
+    return Phase(name, rate, len(requests) / rate, outcomes, elapsed, cpu, stages)
+
+
+def stage_lines(phase: Phase) -> list[str]:
+    """Where an answer's time went, from the server's own timings: per answered request, each stage's passes, mean
+    wall time per pass and CPU time, busiest first (SQL stages count the driver's round trip only)."""
+    answered = max(sum(isinstance(outcome.status, int) for outcome in phase.outcomes), 1)
+    rows = sorted(((stage, count, seconds, cpu) for stage, (count, seconds, cpu) in phase.stages.items()
+                   if count and not stage.startswith("answer pages")), key=lambda row: -row[3])
+    return ["  where the time went, per answer (the server's own timings, /metrics): stage, passes, ms per pass, CPU ms",
+            *(f"    {stage:<28} {count / answered:5.2f} {1000 * seconds / count:8.3f} {1000 * cpu / answered:8.3f}"
+              for stage, count, seconds, cpu in rows)]
 
 
 def phase_lines(phase: Phase, target_ms: float | None, target_text: str) -> list[str]:
@@ -544,6 +578,7 @@ def report(args: argparse.Namespace, phases: list[Phase], snapshots: list[tuple]
     for phase, (label, database, received) in zip(phases, snapshots):
         print()
         print("\n".join(phase_lines(phase, *targets[phase.name])))
+        print("\n".join(stage_lines(phase)))
         print(f"  {webhook_line(f'after the {label} phase', database, received)}")
     print()
     print("\n".join(loss_lines(phases, snapshots[-1][1], prefixes)))

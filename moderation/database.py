@@ -14,6 +14,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from .registry import PROJECT_ROOT
+from .timings import time_statements
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 MAX_ID = 2**31 - 1  # ids are 32-bit integers on PostgreSQL; a larger one can name no row
@@ -58,13 +59,15 @@ class Base(DeclarativeBase):
 
 
 def make_engine(url: str) -> Engine:
-    """An engine tuned for its backend: SQLite waits for locks and keeps readers off writers' backs."""
+    """An engine tuned for its backend (SQLite waits for locks and keeps readers off writers' backs), its statements timed."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10,
-                         connect_args={"options": "-c timezone=UTC"} if url.startswith("postgresql") else {})
+    else:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10,
+                               connect_args={"options": "-c timezone=UTC"} if url.startswith("postgresql") else {})
+    time_statements(engine)
+    return engine
 
 
 def _sqlite_pragmas(connection, record):

@@ -22,6 +22,7 @@ from . import settings
 from .database import Database
 from .receiving import IncomingComment, Received, receive_comments
 from .scorer import Scorer
+from .timings import timed
 
 MAX_BATCH = 100
 SETTINGS_SECONDS = 2.0
@@ -59,7 +60,11 @@ class Intake:
         `reading` wraps the serving scorer for comments that need another reading of their text
         (Coral's HTML); comments are batched only with others read the same way.
         """
-        handed = _Handed(incoming, reading)
+        with timed("intake"):
+            return self._receive_handed(_Handed(incoming, reading))
+
+    def _receive_handed(self, handed: _Handed) -> Received:
+        """Wait for a leader to receive the comment, or lead a batch; what became of it."""
         with self._changed:
             self._waiting.append(handed)
         while True:
@@ -86,7 +91,9 @@ class Intake:
         """Receive comments read the same way in one call and record what became of each."""
         try:
             scorer = self._scorer()
-            with self._database.engine.connect() as connection:
+            with timed("connect"):
+                connection = self._database.engine.connect()
+            with connection, timed("batch"):
                 results = receive_comments(connection, reading(scorer) if reading else scorer, [item.incoming for item in batch],
                                            site=self._settings(connection))
         except BaseException as error:  # the database or the model failed: every request in the batch hears it

@@ -34,6 +34,7 @@ from .comments.models import (
 from .database import utcnow
 from .policy import PUBLISH, REJECT, REVIEW, in_sample, moderator_decision_stands, priority
 from .scorer import Scorer
+from .timings import STAGE_OPTION, timed
 from .validation import MAX_ARTICLE_CHARS, InputError, check_moment, check_optional_text, check_text, same_visible_text
 
 OPTIONAL_FIELDS = {"author_id": 255, "author_name": 255, "language": 16,
@@ -51,7 +52,8 @@ _FIND_ARTICLES = select(ARTICLES.c.id, ARTICLES.c.external_id, ARTICLES.c.title,
                         ARTICLES.c.premoderated).where(ARTICLES.c.external_id.in_(bindparam("ids", expanding=True)))
 _FIND_COMMENTS = select(COMMENTS.c.id, COMMENTS.c.external_id, COMMENTS.c.text, COMMENTS.c.revision, COMMENTS.c.status,
                         COMMENTS.c.decided_by, COMMENTS.c.review_reason) \
-    .where(COMMENTS.c.external_id.in_(bindparam("ids", expanding=True)))
+    .where(COMMENTS.c.external_id.in_(bindparam("ids", expanding=True))) \
+    .execution_options(**{STAGE_OPTION: "sql select comments by id"})
 _STORED = select(
     COMMENTS.c.id, COMMENTS.c.external_id, COMMENTS.c.article_id, ARTICLES.c.external_id.label("article_external_id"),
     COMMENTS.c.text, COMMENTS.c.revision, COMMENTS.c.status, COMMENTS.c.suggestion, COMMENTS.c.review_reason,
@@ -198,7 +200,8 @@ def _receive_and_commit(session: Session | Connection, scorer: Scorer, batch: li
     for attempt in range(ATTEMPTS):
         try:
             received = _receive(session, scorer, batch, now, site)
-            session.commit()
+            with timed("commit"):
+                session.commit()
             return received
         except (IntegrityError, _ChangedMeanwhile):
             session.rollback()
@@ -336,7 +339,8 @@ def _new_revision(scorer: Scorer, site: settings.SiteSettings, incoming: Incomin
     comment_id = current.id if current is not None else None
     number = 1 if current is None else current.revision + 1
     thread = [text for other_id, text in threads.get(article.id, []) if other_id != comment_id][:THREAD_COMMENTS]
-    result = scorer.score(incoming.text, {"title": article.title, "body": article.body, "comments": thread})
+    with timed("score"):
+        result = scorer.score(incoming.text, {"title": article.title, "body": article.body, "comments": thread})
     scores = {"toxic": result["toxic"], "off_topic": result["off_topic"]}
     by_moderator = _moderator_decision(current)
     model = _model_decision(site, scorer, scores, article.premoderated, f"{incoming.id}#{number}", sample=by_moderator is None)
@@ -485,7 +489,7 @@ def _threads_statement(articles: int):
               .where(COMMENTS.c.article_id == bindparam(f"article_{index}"), COMMENTS.c.status == PUBLISHED)
               .order_by(COMMENTS.c.received_at.desc()).limit(THREAD_COMMENTS + 1).subquery()
               for index in range(articles)]
-    return union_all(*(select(part) for part in latest))
+    return union_all(*(select(part) for part in latest)).execution_options(**{STAGE_OPTION: "sql select threads"})
 
 
 def _stored(connection: Connection, external_ids: list[str]) -> dict[str, StoredComment]:

@@ -19,6 +19,7 @@ from .database import MAX_ID, Database, utcnow
 from .intake import Intake
 from .registry import ActiveScorer, Registry
 from .scorer import LENGTH_TERM, NEGATED_TERM, QUOTED_TERM, RELEVANCE_TERM, Scorer
+from .timings import timed
 
 LABEL_NAMES = {
     "toxic": _l("toxic"), "off_topic": _l("off-topic"), "spam": _l("spam"), "other": _l("other"),
@@ -42,6 +43,8 @@ TERM_NAMES = {
 
 MAX_PAGE = 10_000
 API_PREFIXES = ("/api/", "/v1alpha1/", "/integrations/", "/$discovery/")
+ANSWER_STAGES = {"/api/": "answer api", "/integrations/": "answer integrations", "/v1alpha1/": "answer perspective",
+                 "/$discovery/": "answer perspective"}
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
@@ -63,6 +66,7 @@ def init_app(app) -> None:
     app.extensions["palabre.intake"] = Intake(app.extensions["palabre.database"], app.extensions["palabre.scorer"].get)
     app.extensions["palabre.rate_limiter"] = RateLimiter(app.config["API_RATE_PER_SECOND"], app.config["API_RATE_BURST"])
     app.teardown_appcontext(_close_session)
+    app.wsgi_app = _timed_answers(app.wsgi_app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = None
@@ -81,6 +85,16 @@ def init_app(app) -> None:
         now_utc=utcnow, get_locale=get_locale, format_date=format_date, format_datetime=format_datetime,
         format_time=format_time, format_decimal=format_decimal, format_percent=format_percent,
     )
+
+
+def _timed_answers(wsgi_app):
+    """Each answer timed whole (the app's part of it, not the server's), by kind: API, integrations, pages."""
+    def timed_app(environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        stage = next((name for prefix, name in ANSWER_STAGES.items() if path.startswith(prefix)), "answer pages")
+        with timed(stage):
+            return wsgi_app(environ, start_response)
+    return timed_app
 
 
 def flagged_only(explanation: dict | None, labels: list[str]) -> dict:

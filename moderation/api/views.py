@@ -8,6 +8,7 @@ from ..queue.listing import explanations
 from ..receiving import IncomingComment, Received, StoredComment, UnknownArticle, receive_comments, stored_comment
 from ..registry import NoModelError
 from ..service import save_article
+from ..timings import timed
 from ..validation import InputError
 from ..web import csrf, db, intake, scorer
 from .clients import KeyRefused, authenticate
@@ -79,8 +80,12 @@ def openapi():
 @blueprint.route("/comments", methods=["POST"])
 def post_comment():
     """Receive a comment: 201 with its decision, 200 with the stored result when the same id and text come again."""
-    received = _receive(json_body())
-    return jsonify(comment_json(received.comment)), 201 if received.outcome != "unchanged" else 200
+    with timed("parse"):
+        incoming = _incoming(json_body())
+    received = intake().receive(incoming)
+    with timed("serialise"):
+        answer = jsonify(comment_json(received.comment))
+    return answer, 201 if received.outcome != "unchanged" else 200
 
 
 @blueprint.route("/comments/batch", methods=["POST"])
@@ -114,11 +119,6 @@ def item_error(error: Exception) -> dict:
         return {"code": "invalid_field", "message": str(error), "field": error.field}
     return {"code": "internal_error", "message": "this comment could not be stored because of a fault on our side; "
                                                 "it was not stored, the others were: send it again", "field": None}
-
-
-def _receive(body: dict) -> Received:
-    """Read one comment object and hand it to the intake, with whatever else is arriving."""
-    return intake().receive(_incoming(body))
 
 
 def _incoming(body: dict) -> IncomingComment:

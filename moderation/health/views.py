@@ -6,6 +6,7 @@ from sqlalchemy import func, select, text
 from ..admin.models import Delivery
 from ..comments.models import Comment, Decision
 from ..registry import NoModelError
+from ..timings import exposition
 from ..web import db
 
 blueprint = Blueprint("health", __name__)
@@ -38,7 +39,8 @@ def readyz():
 
 @blueprint.route("/metrics")
 def metrics():
-    """Prometheus text: comments by status, the backlog, decisions, webhook deliveries and the model in use."""
+    """Prometheus text: comments by status, the backlog, decisions, webhook deliveries, the model in use, and where
+    answers' time goes (see moderation/timings.py)."""
     lines = []
     _family(lines, "palabre_comments", "gauge", "Comments stored, by status.",
             db().execute(select(Comment.status, func.count()).group_by(Comment.status)), "status")
@@ -54,7 +56,7 @@ def metrics():
         _family(lines, "palabre_model_info", "gauge", "The model version this process scores with.", [(version, 1)], "version")
     except NoModelError:
         pass
-    return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
+    return Response("\n".join(lines) + "\n" + exposition().decode(), mimetype="text/plain; version=0.0.4")
 
 
 def _family(lines: list[str], name: str, kind: str, help_text: str, rows, label: str) -> None:

@@ -1,0 +1,89 @@
+"""Where an answer's time goes: the stages the app times itself, as Prometheus histograms and CPU counters.
+
+Each stage (the whole answer, reading the JSON, waiting in the intake, scoring, each SQL
+statement's round trip, the commit, writing the JSON) records its wall time in
+`palabre_stage_seconds` and the CPU its thread spent in `palabre_stage_cpu_seconds_total`.
+Under gunicorn the workers share them through PROMETHEUS_MULTIPROC_DIR (set by
+gunicorn.conf.py), so /metrics counts every worker's answers whichever worker serves it.
+"""
+
+import os
+import re
+import time
+from contextlib import contextmanager
+from functools import lru_cache
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+STAGE_OPTION = "palabre_stage"  # a statement's execution option naming its stage, where its text alone is ambiguous
+REGISTRY = CollectorRegistry()
+_SECONDS = Histogram("palabre_stage_seconds", "Wall time of each stage of answering, by stage.", ["stage"],
+                     buckets=BUCKETS, registry=REGISTRY)
+_CPU = Counter("palabre_stage_cpu_seconds", "CPU time the answering thread spent in each stage, by stage.", ["stage"],
+               registry=REGISTRY)
+_STATEMENT = re.compile(r"\b(INSERT INTO|UPDATE|DELETE FROM)\s+\"?(\w+)", re.IGNORECASE)
+_SELECTED = re.compile(r"\bFROM\s+\"?(\w+)", re.IGNORECASE)
+_STARTED = "palabre.statement_started"
+
+
+@lru_cache(maxsize=256)
+def _children(stage: str):
+    """The histogram and counter of one stage (looked up once: a label lookup takes a lock)."""
+    return _SECONDS.labels(stage), _CPU.labels(stage)
+
+
+def record(stage: str, seconds: float, cpu_seconds: float) -> None:
+    """Count one pass through a stage."""
+    histogram, counter = _children(stage)
+    histogram.observe(seconds)
+    counter.inc(max(cpu_seconds, 0.0))
+
+
+@contextmanager
+def timed(stage: str):
+    """Time the block as one pass through `stage`, even when it raises."""
+    wall, cpu = time.perf_counter(), time.thread_time()
+    try:
+        yield
+    finally:
+        record(stage, time.perf_counter() - wall, time.thread_time() - cpu)
+
+
+def time_statements(engine: Engine) -> None:
+    """Time every statement the engine sends, from the driver's send to its parsed answer, named by what it does."""
+    event.listen(engine, "before_cursor_execute", _before_statement)
+    event.listen(engine, "after_cursor_execute", _after_statement)
+
+
+def _before_statement(connection, cursor, statement, parameters, context, executemany) -> None:
+    connection.info[_STARTED] = (time.perf_counter(), time.thread_time())
+
+
+def _after_statement(connection, cursor, statement, parameters, context, executemany) -> None:
+    started = connection.info.pop(_STARTED, None)
+    if started is not None:
+        named = context.execution_options.get(STAGE_OPTION) if context is not None else None
+        record(named or statement_stage(statement), time.perf_counter() - started[0], time.thread_time() - started[1])
+
+
+@lru_cache(maxsize=512)
+def statement_stage(statement: str) -> str:
+    """'sql insert comments', 'sql select articles', ...: what a statement does to which table."""
+    written = _STATEMENT.search(statement)
+    if written:
+        return f"sql {written.group(1).split()[0].lower()} {written.group(2).lower()}"
+    selected = _SELECTED.search(statement)
+    return f"sql select {selected.group(1).lower()}" if selected else "sql other"
+
+
+def exposition() -> bytes:
+    """The stage metrics in Prometheus's text format: every worker's when they share a folder, else this process's."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:
+        return generate_latest(REGISTRY)
+    shared = CollectorRegistry()
+    multiprocess.MultiProcessCollector(shared, folder)
+    return generate_latest(shared)
