@@ -9,9 +9,11 @@ Serves the app as the README's Production section says (`gunicorn --workers 2 --
 SQLite file with --sqlite). The client is open-loop: every request leaves at its scheduled time
 whatever the server does, and latency runs from that time to the end of the answer, so a server
 that falls behind shows as latency rather than as a lower rate. Afterwards the stored comments
-are counted against the acknowledged ones. Needs an active model: MODERATION_MODELS_DIR (default
-models/) or --models-dir, signed with MODERATION_SECRET_KEY; train one with
-`python -m moderation train --data data --activate`.
+are counted against the acknowledged ones. Before and after, the same comments are scored in
+this process as a measure of the machine's speed at the time; the server's CPU per answer is
+also printed in units of it, to compare runs on machines (or moments) of different speed.
+Needs an active model: MODERATION_MODELS_DIR (default models/) or --models-dir, signed with
+MODERATION_SECRET_KEY; train one with `python -m moderation train --data data --activate`.
 """
 
 import argparse
@@ -26,6 +28,7 @@ import resource
 import secrets
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,6 +58,7 @@ DATA = ROOT / "data"
 DEFAULT_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TARGET_P99_MS = 25.0
 CORAL_TIMEOUT_MS = 200.0
+REFERENCE_COMMENTS = 400
 ARTICLES = 50
 CLIENT_NAME = "load"
 COMMENTS_PATH = "/api/v1/comments"
@@ -555,15 +559,28 @@ def parse_arguments() -> argparse.Namespace:
     return args
 
 
-def active_model(models_dir: Path) -> str:
-    """The active model's version, or exit saying how to train one."""
+def active_scorer(models_dir: Path):
+    """The active model's scorer, or exit saying how to train one."""
     try:
-        return load_scorer(models_dir).version
+        return load_scorer(models_dir)
     except NoModelError:
         raise SystemExit(f"no active model in {models_dir}: run `python -m moderation train --data data --activate` "
                          "(or point MODERATION_MODELS_DIR / --models-dir at a folder with one)") from None
     except RegistryError as error:
         raise SystemExit(f"{error} (is MODERATION_SECRET_KEY the key the model was signed with?)") from None
+
+
+def reference_ms(scorer, rows: list, pages: dict) -> float:
+    """CPU ms per comment of scoring REFERENCE_COMMENTS comments in this process, one thread, nothing else running:
+    the machine's speed right now, against which the server's CPU per answer can be compared across runs and machines."""
+    items = [(row.text, {"title": pages[row.article_id]["title"], "body": pages[row.article_id]["body"]})
+             for row in rows[:REFERENCE_COMMENTS]]
+    for comment_text, article in items[:50]:
+        scorer.score(comment_text, article)
+    started = time.process_time()
+    for comment_text, article in items:
+        scorer.score(comment_text, article)
+    return 1000 * (time.process_time() - started) / len(items)
 
 
 def report(args: argparse.Namespace, phases: list[Phase], snapshots: list[tuple], prefixes: dict[str, str]) -> None:
@@ -641,9 +658,12 @@ def main() -> None:
     """Set up the server as in production, run the phases, then check the database and print everything."""
     args = parse_arguments()
     models_dir = args.models_dir or default_models_dir()
-    version = active_model(models_dir)
+    scorer = active_scorer(models_dir)
+    version = scorer.version
     rows, pages = corpus(random.Random(args.seed))
     print(f"load average at start: {load_average()}")
+    reference = [reference_ms(scorer, rows, pages)]
+    print(f"machine reference: in-process scoring takes {reference[0]:.3f} ms of CPU per comment")
     run_id = secrets.token_hex(3)
     prefixes = {"warm-up": f"load-{run_id}-w", "comments": f"load-{run_id}-c", "coral": f"coral-{run_id}"}
     with ExitStack() as stack:
@@ -658,6 +678,12 @@ def main() -> None:
               f"(it shares the {os.cpu_count()} CPUs with the server)")
         print(f"{log_problems('gunicorn', rig.logs / 'gunicorn.log')}; {log_problems('deliver', rig.logs / 'deliver.log')}")
     print(f"\nload average at the end: {load_average()}")
+    reference.append(reference_ms(scorer, rows, pages))
+    unit = statistics.mean(reference)
+    print(f"machine reference at the end: {reference[1]:.3f} ms (start {reference[0]:.3f}); gunicorn CPU per answer in units "
+          "of it, comparable across machines: " + ", ".join(
+              f"{phase.name} {phase.cpu['gunicorn'] / 100 * phase.elapsed / max(len(phase.acknowledged()), 1) * 1000 / unit:.2f}"
+              for phase in phases))
     if args.plot:
         write_png(args.plot, phases[1])
         print(f"wrote {args.plot}")
