@@ -103,6 +103,14 @@ class Phase:
         """How many requests got each HTTP status or connection error."""
         return Counter(outcome.status for outcome in self.outcomes)
 
+    def answered(self) -> int:
+        """How many requests got an HTTP answer (any status)."""
+        return sum(isinstance(outcome.status, int) for outcome in self.outcomes)
+
+    def cpu_ms_per_answer(self, group: str) -> float:
+        """CPU milliseconds a group of processes spent per answered request."""
+        return self.cpu[group] / 100 * self.elapsed / max(self.answered(), 1) * 1000
+
     def acknowledged(self) -> set[str]:
         """The ids of the comments the server said it stored (any 2xx)."""
         return {outcome.ident for outcome in self.outcomes if ok(outcome.status)}
@@ -449,7 +457,7 @@ def run_phase(name: str, port: int, path: str, requests: list[tuple], rate: floa
 def stage_lines(phase: Phase) -> list[str]:
     """Where an answer's time went, from the server's own timings: per answered request, each stage's passes, mean
     wall time per pass and CPU time, busiest first (SQL stages count the driver's round trip only)."""
-    answered = max(sum(isinstance(outcome.status, int) for outcome in phase.outcomes), 1)
+    answered = max(phase.answered(), 1)
     rows = sorted(((stage, count, seconds, cpu) for stage, (count, seconds, cpu) in phase.stages.items()
                    if count and not stage.startswith("answer pages")), key=lambda row: -row[3])
     return ["  where the time went, per answer (the server's own timings, /metrics): stage, passes, ms per pass, CPU ms",
@@ -464,7 +472,7 @@ def phase_lines(phase: Phase, target_ms: float | None, target_text: str) -> list
     p99 = percentile(latencies, 0.99)
     verdict = "not judged" if target_ms is None else "OK" if p99 < target_ms and not failures else "MISSED"
     lags = [outcome.send_lag_ms for outcome in phase.outcomes]
-    answered = sum(isinstance(status, int) for status in statuses.elements())
+    answered = phase.answered()
     return [
         f"{phase.name}: {len(phase.outcomes)} requests offered at {phase.rate:g}/s for {phase.seconds:g} s; "
         f"{answered} answered in {phase.elapsed:.1f} s = {answered / phase.elapsed:.1f} answers/s",
@@ -477,8 +485,8 @@ def phase_lines(phase: Phase, target_ms: float | None, target_text: str) -> list
         "(large values mean every connection was busy waiting on the server)",
         f"  CPU, % of one core (the machine has {os.cpu_count()}): "
         + ", ".join(f"{name} {share:.0f}%" for name, share in phase.cpu.items()),
-        "  CPU per answer, ms: " + ", ".join(f"{name} {share / 100 * phase.elapsed / max(answered, 1) * 1000:.1f}"
-                                             for name, share in phase.cpu.items() if name not in IDLE_OR_OTHERS),
+        "  CPU per answer, ms: " + ", ".join(f"{name} {phase.cpu_ms_per_answer(name):.1f}"
+                                             for name in phase.cpu if name not in IDLE_OR_OTHERS),
     ]
 
 
@@ -682,8 +690,7 @@ def main() -> None:
     unit = statistics.mean(reference)
     print(f"machine reference at the end: {reference[1]:.3f} ms (start {reference[0]:.3f}); gunicorn CPU per answer in units "
           "of it, comparable across machines: " + ", ".join(
-              f"{phase.name} {phase.cpu['gunicorn'] / 100 * phase.elapsed / max(len(phase.acknowledged()), 1) * 1000 / unit:.2f}"
-              for phase in phases))
+              f"{phase.name} {phase.cpu_ms_per_answer('gunicorn') / unit:.2f}" for phase in phases))
     if args.plot:
         write_png(args.plot, phases[1])
         print(f"wrote {args.plot}")
