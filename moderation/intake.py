@@ -6,17 +6,21 @@ takes everything waiting, receives it with `receiving.receive_comments`, hands e
 and lets the next leader take what arrived meanwhile. An idle server receives batches of one in
 the request's own thread, so nobody waits for a batch to fill or for another thread to wake.
 
-The site's settings are read at most every SETTINGS_SECONDS, so a batch costs only the
-statements that store it; a change in the admin pages holds at once in the process that made
-it, within seconds in the others.
+Only one batch is received at a time in a process, so the intake keeps one connection for
+them all rather than taking one from the pool (and pinging it) for each; a connection the
+database dropped is replaced and the batch tried once more on the new one. The site's settings
+are read at most every SETTINGS_SECONDS, so a batch costs only the statements that store it; a
+change in the admin pages holds at once in the process that made it, within seconds in the others.
 """
 
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from . import settings
 from .database import Database
@@ -49,6 +53,8 @@ class Intake:
         self._waiting: list[_Handed] = []
         self._leading = False
         self._site: tuple[float, settings.SiteSettings] | None = None
+        self._kept: list[Connection] = []  # the leaders' connection, kept between batches: none or one
+        weakref.finalize(self, _discard, self._kept)
 
     def forget_settings(self) -> None:
         """Read the site's settings again for the next batch (after an admin changed them in this process)."""
@@ -89,20 +95,48 @@ class Intake:
 
     def _receive(self, reading, batch: list[_Handed]) -> None:
         """Receive comments read the same way in one call and record what became of each."""
+        incomings = [item.incoming for item in batch]
         try:
             scorer = self._scorer()
-            with timed("connect"):
-                connection = self._database.engine.connect()
-            with connection, timed("batch"):
-                results = receive_comments(connection, reading(scorer) if reading else scorer, [item.incoming for item in batch],
-                                           site=self._settings(connection))
+            scorer = reading(scorer) if reading else scorer
+            try:
+                results = self._receive_on_connection(scorer, incomings)
+            except DBAPIError as error:
+                if not error.connection_invalidated:
+                    raise
+                results = self._receive_on_connection(scorer, incomings)  # the kept connection had gone stale
         except BaseException as error:  # the database or the model failed: every request in the batch hears it
             results = [error] * len(batch)
         for item, result in zip(batch, results):
             item.outcome, item.done = result, True
+
+    def _receive_on_connection(self, scorer: Scorer, incomings: list[IncomingComment]) -> list:
+        """receive_comments on the kept connection (made when there is none), dropped if the database fails under it."""
+        if self._kept and (self._kept[0].closed or self._kept[0].invalidated):
+            self._kept.clear()
+        if not self._kept:
+            with timed("connect"):
+                self._kept.append(self._database.engine.connect())
+        connection = self._kept[0]
+        try:
+            with timed("batch"):
+                return receive_comments(connection, scorer, incomings, site=self._settings(connection))
+        except DBAPIError:
+            self._kept.clear()
+            connection.close()
+            raise
+        finally:
+            if connection.in_transaction():
+                connection.rollback()  # only the settings were read: no transaction stays open between batches
 
     def _settings(self, connection: Connection) -> settings.SiteSettings:
         """The site's settings, read at most every SETTINGS_SECONDS."""
         if self._site is None or self._site[0] <= time.monotonic():
             self._site = (time.monotonic() + SETTINGS_SECONDS, settings.current(connection))
         return self._site[1]
+
+
+def _discard(kept: list[Connection]) -> None:
+    """Close the kept connection for good when its intake goes (its pool may be gone already)."""
+    for connection in kept:
+        connection.invalidate()

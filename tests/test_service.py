@@ -4,11 +4,11 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from moderation import settings
 from moderation.comments.models import Article, Comment, Decision, Revision, Score
-from moderation.database import utcnow
+from moderation.database import Database, utcnow
 from moderation.intake import Intake
 from moderation.policy import LabelThresholds
 from moderation.receiving import Received, receive_comment, receive_comments
@@ -306,6 +306,24 @@ def test_comments_handed_over_by_many_threads_at_once_are_each_stored_once(datab
         assert count(check, Comment) == 30 and count(check, Revision) == 30
     outcomes = sorted(result.outcome for result in results.values())
     assert outcomes.count("created") == 30 and outcomes.count("unchanged") == 10
+
+
+def test_the_intake_replaces_a_connection_the_database_dropped_without_failing_the_comment(postgres_url, scorer):
+    if postgres_url is None:
+        pytest.skip("needs PostgreSQL to drop a connection: set MODERATION_TEST_DATABASE_URL")
+    database = Database(f"{postgres_url}?application_name=palabre-kept")
+    intake = Intake(database, lambda: scorer)
+    try:
+        assert intake.receive(incoming("kept-1", OPINION)).outcome == "created"
+        with database.engine.connect() as other:
+            dropped = other.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                         "WHERE application_name = 'palabre-kept' AND pid <> pg_backend_pid()")).scalar_one()
+        assert dropped == 1
+        assert intake.receive(incoming("kept-2", f"{OPINION} Encore.")).outcome == "created"
+        with database.session() as check:
+            assert check.scalar(select(func.count()).select_from(Comment).where(Comment.external_id.like("kept-%"))) == 2
+    finally:
+        database.engine.dispose()
 
 
 def test_the_intake_applies_thresholds_changed_in_this_process_at_once(database, session, scorer, no_sample):
