@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from . import settings, webhooks
+from . import settings, writes
 from .admin.models import ModelVersion
 from .comments.models import (
     BY_MODEL,
@@ -65,8 +65,6 @@ _STORED = select(
     .where(COMMENTS.c.external_id.in_(bindparam("ids", expanding=True))).order_by(SCORES.c.id)
 _FIND_MODEL_VERSION = select(MODEL_VERSIONS.c.version).where(MODEL_VERSIONS.c.version == bindparam("version"))
 _INSERT_ARTICLE = insert(ARTICLES).returning(ARTICLES.c.id)
-_INSERTS = {table.name: insert(table).returning(table.c.id, sort_by_parameter_order=True) for table in (COMMENTS, REVISIONS, SCORES,
-                                                                                                      DECISIONS)}
 
 
 @dataclass(frozen=True)
@@ -248,24 +246,15 @@ def _receive(session: Session | Connection, scorer: Scorer, comments: list[Incom
     threads = _threads(connection, {articles[one.article_id].id for one in fresh})
     site = site or settings.current(connection)
     revisions = [_new_revision(scorer, site, one, current.get(one.id), articles[one.article_id], threads, now) for one in fresh]
-    _store_comments(connection, revisions, now)
-    revision_ids = _insert_many(connection, REVISIONS, [
-        {"comment_id": r.comment_id, "number": r.number, "text": r.incoming.text, "received_at": now} for r in revisions])
-    score_ids = _insert_many(connection, SCORES, [
-        {"revision_id": revision_id, "model_version": scorer.version, "toxic": r.scores["toxic"], "off_topic": r.scores["off_topic"],
-         "labels": r.model.labels, "explanation": r.explanation, "decision": r.model.decision, "created_at": now}
-        for r, revision_id in zip(revisions, revision_ids)])
-    placed = [r for r in revisions if r.standing.placed_by_model]
-    decision_ids = _insert_many(connection, DECISIONS, [
-        {"comment_id": r.comment_id, "revision": r.number, "status": r.standing.status, "decided_by": BY_MODEL,
-         "reason": r.standing.reason, "created_at": now} for r in placed])
-    webhooks.enqueue(connection, [
-        (r.comment_id, decision_id, event_data(r.incoming.id, r.article.external_id, r.standing.status, BY_MODEL,
-                                               r.standing.reason, r.scores))
-        for r, decision_id in zip(placed, decision_ids) if r.status_decided_now], now)
+    for revision in revisions:
+        if revision.current is not None:
+            _update_edited(connection, revision)
+    stored = {}
+    for revision, (comment_id, score_id) in zip(revisions, writes.write(connection, [r.rows(scorer.version, now) for r in revisions], now)):
+        revision.comment_id = comment_id
+        stored[revision.incoming.id] = revision.stored(score_id, scorer.version)
     if revisions:
         _note_model_version(connection, scorer, now)
-    stored = {r.incoming.id: r.stored(score_id, scorer.version) for r, score_id in zip(revisions, score_ids)}
     return [refused[one.id] if one.id in refused else Received(unchanged[one.id], "unchanged") if one.id in unchanged else
             Received(stored[one.id], "created" if one.id not in current else "edited") for one in comments]
 
@@ -321,6 +310,23 @@ class _NewRevision:
         return (self.standing.placed_by_model and self.standing.status != PENDING
                 and (self.current is None or self.current.status != self.standing.status))
 
+    def rows(self, model_version: str, now: datetime) -> writes.NewRows:
+        """The rows this revision adds."""
+        comment = None if self.current is not None else {
+            "external_id": self.incoming.id, "article_id": self.article.id, "created_at": self.incoming.created_at or now,
+            **self.values, "author_id": self.incoming.author_id, "author_name": self.incoming.author_name,
+            "language": self.incoming.language or None}
+        placed = self.standing.placed_by_model
+        return writes.NewRows(
+            comment_id=None if self.current is None else self.current.id, comment=comment,
+            revision={"number": self.number, "text": self.incoming.text, "received_at": now},
+            score={"model_version": model_version, "toxic": self.scores["toxic"], "off_topic": self.scores["off_topic"],
+                   "labels": self.model.labels, "explanation": self.explanation, "decision": self.model.decision, "created_at": now},
+            decision={"revision": self.number, "status": self.standing.status, "decided_by": BY_MODEL,
+                      "reason": self.standing.reason, "created_at": now} if placed else None,
+            event=event_data(self.incoming.id, self.article.external_id, self.standing.status, BY_MODEL, self.standing.reason,
+                             self.scores) if self.status_decided_now else None)
+
     def stored(self, score_id: int, model_version: str) -> StoredComment:
         """The comment as it now stands."""
         return StoredComment(
@@ -366,20 +372,6 @@ def _standing(current: Row | None, by_moderator: str | None, model: _ModelDecisi
     return _Standing(PENDING, None, EDITED, EDITED, True)
 
 
-def _store_comments(connection: Connection, revisions: list[_NewRevision], now: datetime) -> None:
-    """Insert the new comments (noting their ids) and update the edited ones, unless someone changed them meanwhile."""
-    new = [r for r in revisions if r.current is None]
-    ids = _insert_many(connection, COMMENTS, [
-        {"external_id": r.incoming.id, "article_id": r.article.id, "created_at": r.incoming.created_at or now, **r.values,
-         "author_id": r.incoming.author_id, "author_name": r.incoming.author_name, "language": r.incoming.language or None}
-        for r in new])
-    for r, comment_id in zip(new, ids):
-        r.comment_id = comment_id
-    for r in revisions:
-        if r.current is not None:
-            _update_edited(connection, r)
-
-
 def _update_edited(connection: Connection, revision: _NewRevision) -> None:
     """Put an edit's text, scores and standing on the comment, if it is still as it was read.
 
@@ -393,13 +385,6 @@ def _update_edited(connection: Connection, revision: _NewRevision) -> None:
         .values(**revision.values, **kept)).rowcount
     if changed != 1:
         raise _ChangedMeanwhile(revision.incoming.id)
-
-
-def _insert_many(connection: Connection, table, rows: list[dict]) -> list[int]:
-    """Insert rows in one statement (or few); their new ids, in the rows' order."""
-    if not rows:
-        return []
-    return list(connection.scalars(_INSERTS[table.name], rows))
 
 
 def event_data(comment_id: str, article_id: str, status: str, decided_by: str, reason: str | None, scores: dict) -> dict:

@@ -54,9 +54,13 @@ def enqueue(session: Session | Connection, events: list[tuple[int, int, dict]], 
         chunk = events[start:start + EVENTS_PER_STATEMENT]
         parameters = {"now": now}
         for index, (comment_id, decision_id, data) in enumerate(chunk):
-            parameters |= {f"comment_{index}": comment_id, f"decision_{index}": decision_id, f"body_{index}": json.dumps(
-                {"type": EVENT_TYPE, "created_at": now.isoformat(), "data": data}, ensure_ascii=False, separators=(",", ":"))}
+            parameters |= {f"comment_{index}": comment_id, f"decision_{index}": decision_id, f"body_{index}": event_body(data, now)}
         session.execute(_enqueue_statement(len(chunk)), parameters)
+
+
+def event_body(data: dict, now: datetime) -> str:
+    """The stored body of an event: everything but its id, which differs per client."""
+    return json.dumps({"type": EVENT_TYPE, "created_at": now.isoformat(), "data": data}, ensure_ascii=False, separators=(",", ":"))
 
 
 @lru_cache(maxsize=EVENTS_PER_STATEMENT)

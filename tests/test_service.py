@@ -1,5 +1,6 @@
 """The service layer on SQLite and PostgreSQL: receiving, deciding, claiming, and refusing what must be refused."""
 
+import json
 import threading
 from datetime import timedelta
 
@@ -7,6 +8,8 @@ import pytest
 from sqlalchemy import func, select, text
 
 from moderation import settings
+from moderation.admin.models import ApiClient, Delivery
+from moderation.api.clients import create_client
 from moderation.comments.models import Article, Comment, Decision, Revision, Score
 from moderation.database import Database, utcnow
 from moderation.intake import Intake
@@ -333,3 +336,29 @@ def test_the_intake_applies_thresholds_changed_in_this_process_at_once(database,
     session.commit()
     intake.forget_settings()
     assert intake.receive(incoming("s2", INSULT)).comment.status == "rejected"
+
+
+def test_a_mixed_batch_writes_one_revision_and_score_each_and_one_event_per_decision_and_webhook_client(
+        session, scorer, no_sample, mona):
+    create_client(session, "site", "http://127.0.0.1:9/hook")
+    create_client(session, "mirror", "http://127.0.0.1:9/mirror")
+    create_client(session, "no-hook")
+    receive_comments(session, scorer, [incoming("m1", OPINION), incoming("m2", OPINION.replace("court", "bref"))])
+    decide(session, session.scalar(select(Comment.id).where(Comment.external_id == "m2")), mona, "published")
+    earlier_events = count(session, Delivery)
+    results = receive_comments(session, scorer, [incoming("m1", INSULT), incoming("m2", f"{OPINION} Vraiment."),
+                                                 incoming("m3", INSULT), incoming("m4", OPINION)])
+    assert [(one.outcome, one.comment.revision, one.comment.status) for one in results] == [
+        ("edited", 2, "pending"), ("edited", 2, "published"), ("created", 1, "pending"), ("created", 1, "published")]
+    for one in results:
+        revision = session.scalars(select(Revision).where(Revision.comment_id == one.comment.id,
+                                                          Revision.number == one.comment.revision)).one()
+        assert session.scalars(select(Score.id).where(Score.revision_id == revision.id)).all() == [one.comment.score_id]
+    model_decisions = session.scalars(select(Decision).where(Decision.decided_by == "model").order_by(Decision.id)).all()
+    assert [(d.comment.external_id, d.revision, d.status) for d in model_decisions[2:]] == [
+        ("m1", 2, "pending"), ("m3", 1, "pending"), ("m4", 1, "published")], "the moderator's approval of m2 stands"
+    events = session.execute(select(Delivery.event_id, Delivery.body).order_by(Delivery.id).offset(earlier_events)).all()
+    assert [json.loads(body)["data"]["comment_id"] for _, body in events] == ["m4", "m4"], "m1 and m3 wait: nothing to tell"
+    decided_now = [d for d in model_decisions[2:] if d.status == "published"]
+    clients = session.scalars(select(ApiClient.id).where(ApiClient.webhook_url.is_not(None)).order_by(ApiClient.id)).all()
+    assert [event_id for event_id, _ in events] == [f"evt_{d.id}_{c}" for d in decided_now for c in clients]
