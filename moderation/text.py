@@ -237,6 +237,7 @@ NEGATION_CUES = frozenset(
 _CLAUSE_END = re.compile(r"[.!?;:,\n]")
 _OPENING_QUOTES = "«“"
 _CLOSING_QUOTES = "»”"
+_QUOTE = re.compile(f'[{_OPENING_QUOTES}{_CLOSING_QUOTES}"]')
 
 
 def marked_words(original: str, normalised: Normalised, word_list: WordList | None = None) -> str:
@@ -249,29 +250,47 @@ def marked_words(original: str, normalised: Normalised, word_list: WordList | No
     larger word list, add a shared mark per list (itself q_ or n_ when quoted or negated), so
     insults the training data lacks still count.
     """
-    words, settings = [], []
+    words = _CHUNK.findall(normalised.text)
+    return " ".join(word_marks(original, normalised, words, listed_positions(words, word_list)))
+
+
+def listed_positions(words: list[str], word_list: WordList | None = None) -> dict[str, list[int]]:
+    """Indexes of the words on the abuse list and on the model's word list, by the mark each list adds."""
+    return {ABUSE_MARK: abusive_positions(words), LEXICON_MARK: word_list.positions(words) if word_list else []}
+
+
+def word_marks(original: str, normalised: Normalised, words: list[str], listed: dict[str, list[int]]) -> list[str]:
+    """The marks of marked_words, from the normalised text's words and their list positions, found once by the caller."""
+    settings = _settings(original, normalised, words)
+    marked = []
+    for word, setting in zip(words, settings):
+        if setting and word not in NEGATION_CUES and word not in PLACEHOLDERS:
+            marked.extend(prefix + word for prefix in (QUOTED, NEGATED) if prefix in setting)
+    for mark, positions in listed.items():
+        for index in positions:
+            setting = settings[index]
+            marked.append((QUOTED if QUOTED in setting else NEGATED if NEGATED in setting else "") + mark)
+    return marked
+
+
+def _settings(original: str, normalised: Normalised, words: list[str]) -> list[str]:
+    """Each word's setting: q_ inside quotation marks, n_ after a negation cue in its clause, both, or neither."""
+    if NEGATION_CUES.isdisjoint(words) and not _QUOTE.search(original):
+        return [""] * len(words)  # most comments: nothing to walk through
+    settings = []
     quoted = negated = False
     previous_end = 0
-    for match in _CHUNK.finditer(normalised.text):
+    for word, match in zip(words, _CHUNK.finditer(normalised.text)):
         start, end = normalised.span(match.start(), match.end())
         gap = original[previous_end:start]
         previous_end = end
         quoted = _quote_state(gap, quoted)
         if _CLAUSE_END.search(gap):
             negated = False
-        words.append(match.group())
         settings.append((QUOTED if quoted else "") + (NEGATED if negated else ""))
-        if match.group() in NEGATION_CUES:
+        if word in NEGATION_CUES:
             negated = True
-    marked = []
-    for word, setting in zip(words, settings):
-        if word not in NEGATION_CUES and word not in PLACEHOLDERS:
-            marked.extend(prefix + word for prefix in (QUOTED, NEGATED) if prefix in setting)
-    for mark, positions in ((ABUSE_MARK, abusive_positions(words)), (LEXICON_MARK, word_list.positions(words) if word_list else [])):
-        for index in positions:
-            setting = settings[index]
-            marked.append((QUOTED if QUOTED in setting else NEGATED if NEGATED in setting else "") + mark)
-    return " ".join(marked)
+    return settings
 
 
 def _quote_state(gap: str, quoted: bool) -> bool:
