@@ -42,6 +42,7 @@ TERM_NAMES = {
 }
 
 MAX_PAGE = 10_000
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")  # the bodies Flask reads as a form
 API_PREFIXES = ("/api/", "/v1alpha1/", "/integrations/", "/$discovery/")
 ANSWER_STAGES = {"/api/": "answer api", "/integrations/": "answer integrations", "/v1alpha1/": "answer perspective",
                  "/$discovery/": "answer perspective"}
@@ -202,7 +203,7 @@ def page_number() -> int:
 
 def _refuse_nul():
     """A NUL character in a field is never meant, and PostgreSQL cannot store or compare it: refuse, naming the field."""
-    for source in (request.args, request.form):
+    for source in (request.args, request.form) if request.mimetype in FORM_TYPES else (request.args,):
         for name, value in source.items(multi=True):
             if ("\x00" in name or "\x00" in value) and is_api_request():
                 return error_response(400, "invalid_query", f"the query field {name[:40]!r} contains a NUL character", name[:40])

@@ -254,10 +254,9 @@ def test_create_client_prints_its_key_once_alone_on_the_last_line(tmp_path):
     from moderation.database import Database
 
     database = Database(url)
-    with database.session() as session:
-        client = authenticate(session, lines[-1])
-        assert (client.name, client.webhook_url) == ("site", "https://site.example/hooks")
-        assert any(client.webhook_secret in line for line in lines)
+    client = authenticate(database, lines[-1])
+    assert (client.name, client.webhook_url) == ("site", "https://site.example/hooks")
+    assert any(client.webhook_secret in line for line in lines)
     database.engine.dispose()
     again = database_cli("create-client", "site", database_url=url)
     assert again.returncode == 1 and "exists already" in again.stderr.decode()

@@ -339,9 +339,8 @@ def test_an_admin_creates_an_api_client_sees_its_key_once_and_revokes_it(client,
     assert key not in listing and key[:12] in listing
     from moderation.api.clients import authenticate
 
-    with app.extensions["palabre.database"].session() as session:
-        found = authenticate(session, key)
-        secret, client_id = found.webhook_secret, found.id
+    found = authenticate(app.extensions["palabre.database"], key)
+    secret, client_id = found.webhook_secret, found.id
     assert secret in text_of(client.get(f"/admin/clients/{client_id}"))
     post(client, f"/admin/clients/{client_id}", {"action": "revoke"}, token_from=f"/admin/clients/{client_id}")
     assert "révoqué" in text_of(client.get("/admin/clients"))

@@ -10,7 +10,7 @@ from ..registry import NoModelError
 from ..service import save_article
 from ..timings import timed
 from ..validation import InputError
-from ..web import csrf, db, intake, scorer
+from ..web import csrf, database, db, intake, scorer
 from .clients import KeyRefused, authenticate
 from .errors import ApiError, error_response
 from .openapi import document
@@ -34,7 +34,7 @@ def _authenticate():
         raise ApiError(401, "unauthenticated", "send your API key as: Authorization: Bearer <key>",
                        headers={"WWW-Authenticate": 'Bearer realm="palabre"'})
     try:
-        g.client = authenticate(db(), key.strip())
+        g.client = authenticate(database(), key.strip())
     except KeyRefused as refusal:
         raise ApiError(403 if refusal.revoked else 401, "revoked_key" if refusal.revoked else "invalid_key", str(refusal),
                        headers={} if refusal.revoked else {"WWW-Authenticate": 'Bearer realm="palabre", error="invalid_token"'}) from None

@@ -64,7 +64,7 @@ from ..api.clients import KeyRefused, authenticate
 from ..registry import NoModelError
 from ..scorer import Scorer
 from ..validation import MAX_TEXT_CHARS, InputError, check_text
-from ..web import csrf, db, scorer
+from ..web import csrf, database, scorer
 
 blueprint = Blueprint("perspective", __name__)
 csrf.exempt(blueprint)
@@ -214,7 +214,7 @@ def _authenticate() -> None:
         raise PerspectiveError(401, "The request is missing a valid API key: add ?key=<your Palabre API key> to the URL.",
                                headers=CHALLENGE)
     try:
-        client = authenticate(db(), key)
+        client = authenticate(database(), key)
     except KeyRefused as refusal:
         if refusal.revoked:
             raise PerspectiveError(403, f"Permission denied: {refusal}.") from None
