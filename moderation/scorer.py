@@ -141,8 +141,11 @@ class Scorer:
         effects = np.zeros((2, len(read), len(EFFECT_TERMS)))
         decisions += self._add_marks(read, batch, weights, effects)
         decisions[1] += self._add_context(comments, read, effects[1])
-        explanations = _explain(read, batch, weights * self._scales()[:, None], effects * self._scales()[:, None, None])
-        return [self._result(values, explanation) for values, explanation in zip(decisions.T.tolist(), explanations)]
+        weights = (weights * self._scales()[:, None]).tolist()
+        effects = (effects * self._scales()[:, None, None]).transpose(1, 0, 2).tolist()
+        ends = batch.firsts[1:] + [len(batch.strings)]
+        return [self._result(values, _explain(comment, batch.strings[first:end], [row[first:end] for row in weights], effect))
+                for comment, values, effect, first, end in zip(read, decisions.T.tolist(), effects, batch.firsts, ends)]
 
     def _read(self, text: str) -> "_Comment":
         """The Python part of a comment's scoring: normalised, split into words, marked."""
@@ -236,9 +239,12 @@ class Scorer:
         entries = np.flatnonzero((rows >= 0) & batch.is_word)
         rows, comments = rows[entries], batch.comment_of[entries]
         counts = np.bincount(comments, minlength=len(batch.comments))
-        # Summed through a sparse matrix: numpy would first copy every word's vector.
-        by_comment = sp.csr_matrix((np.ones(len(rows)), (comments, rows)), shape=(len(counts), len(self._vectors.table)))
-        sums = by_comment @ self._vectors.table
+        if len(counts) == 1:  # the API's lone comment: setting up a sparse matrix would cost more than the sum
+            sums = self._vectors.table[rows].sum(axis=0, keepdims=True)
+        else:  # entries run comment by comment, so they are already the rows of a sparse matrix
+            by_comment = sp.csr_matrix((np.ones(len(rows)), rows, np.concatenate([[0], np.cumsum(counts)])),
+                                       shape=(len(counts), len(self._vectors.table)))
+            sums = by_comment @ self._vectors.table
         norms = np.linalg.norm(sums / np.maximum(counts, 1)[:, None], axis=1)
         factors = np.divide(self._vector_scale, norms * counts, out=np.zeros(len(counts)), where=norms > 0)
         return self._credit(batch, weights, entries, comments, self._projections[rows].T * factors[comments])
@@ -367,58 +373,36 @@ def _checked_item(index: int, item, return_errors: bool):
         raise InputError(f"item {index}: {error}", error.field) from None
 
 
-def _explain(read: list[_Comment], batch: _Batch, weights: np.ndarray, effects: np.ndarray) -> list[dict]:
-    """Per comment and label, the words (and effects) that pushed the score up most, with spans in the original text.
+def _explain(comment: _Comment, words: list[str], weights: list[list[float]], effects: list[list[float]]) -> dict:
+    """Per label, the words (and effects) that pushed the score up most, with spans in the original text.
 
-    Weights are in log-odds of the calibrated score. A word's weight is summed over its
-    occurrences, all of which are highlighted.
+    `words` are the comment's entries and `weights` their push on each label, in log-odds of
+    the calibrated score. A word's weight is summed over its occurrences, all of which are
+    highlighted; on a tie, the word seen first ranks first.
     """
     # Function words weigh in n-grams ("les X sont des Y") but highlighting them tells a moderator nothing.
-    grammar = np.fromiter(map(FUNCTION_WORDS.__contains__, batch.distinct), dtype=bool, count=len(batch.distinct))
-    entries = np.flatnonzero(~grammar[batch.word_ids])
-    width = len(batch.distinct)
-    terms, firsts, inverse = np.unique(batch.comment_of[entries] * width + batch.word_ids[entries],
-                                       return_index=True, return_inverse=True)
-    owners = np.concatenate([terms // width, np.repeat(np.arange(len(read)), len(EFFECT_TERMS))])
-    order = np.concatenate([entries[firsts], len(batch.strings) + np.tile(np.arange(len(EFFECT_TERMS)), len(read))])
-    chosen = []  # per label: the terms shown and their weights
-    for label in (0, 1):
-        term_weights = np.concatenate([np.bincount(inverse, weights=weights[label][entries], minlength=len(terms)),
-                                       effects[label].ravel()])
-        picked = _strongest(owners, term_weights, order, len(read))
-        chosen.append((picked, term_weights[picked]))
-    shown = np.concatenate([picked for picked, _ in chosen])
-    spans = _spans(read, batch, entries, inverse, shown[shown < len(terms)])
-    names = [batch.distinct[word] for word in (terms % width).tolist()] + list(EFFECT_TERMS) * len(read)
-    owners = owners.tolist()
-    explanations = [{label: [] for label in LABELS} for _ in read]
-    for label, (picked, picked_weights) in zip(LABELS, chosen):
-        for term, weight in zip(picked.tolist(), picked_weights.tolist()):
-            where = [list(span) for span in spans.get(term, ())]
-            explanations[owners[term]][label].append({"term": names[term], "weight": round(weight, 4), "spans": where})
-    return explanations
+    shown = [(index, word) for index, word in enumerate(words) if word not in FUNCTION_WORDS]
+    explanation, spans = {}, []
+    for label, label_weights, label_effects in zip(LABELS, weights, effects):
+        by_term: dict[str, list] = {}
+        for index, word in shown:
+            term = by_term.setdefault(word, [0.0, []])
+            term[0] += label_weights[index]
+            term[1].append(index)
+        by_term.update((term, [weight, []]) for term, weight in zip(EFFECT_TERMS, label_effects))
+        ranked = sorted(by_term.items(), key=lambda item: -item[1][0])[:EXPLANATION_TERMS]
+        if not spans and any(indexes for _, (_, indexes) in ranked):
+            spans = comment.spans()
+        explanation[label] = [
+            {"term": term, "weight": round(weight, 4), "spans": _original_spans(comment, spans, indexes)}
+            for term, (weight, indexes) in ranked if weight >= EXPLANATION_MIN_WEIGHT
+        ]
+    return explanation
 
 
-def _strongest(owners: np.ndarray, term_weights: np.ndarray, order: np.ndarray, comments: int) -> np.ndarray:
-    """The terms shown: each comment's EXPLANATION_TERMS heaviest (first seen first on a tie) that weigh enough, ranked."""
-    ranked = np.lexsort((order, -term_weights, owners))
-    owners = owners[ranked]
-    rank = np.arange(len(ranked)) - np.searchsorted(owners, np.arange(comments))[owners]
-    return ranked[(rank < EXPLANATION_TERMS) & (term_weights[ranked] >= EXPLANATION_MIN_WEIGHT)]
-
-
-def _spans(read: list[_Comment], batch: _Batch, entries: np.ndarray, inverse: np.ndarray, terms: np.ndarray) -> dict[int, list]:
-    """The sorted (start, end) spans in the original text of every occurrence of each of these terms."""
-    found: dict[int, set] = {term: set() for term in terms.tolist()}
-    shown = np.isin(inverse, terms)
-    owners = batch.comment_of[entries[shown]]
-    indexes = entries[shown] - np.array(batch.firsts, dtype=np.intp)[owners]
-    spans: dict[int, list[tuple[int, int]]] = {}
-    for term, owner, index in zip(inverse[shown].tolist(), owners.tolist(), indexes.tolist()):
-        if owner not in spans:
-            spans[owner] = read[owner].spans()
-        found[term].add(read[owner].normalised.span(*spans[owner][index]))
-    return {term: sorted(spans) for term, spans in found.items()}
+def _original_spans(comment: _Comment, spans: list[tuple[int, int]], indexes: list[int]) -> list[list[int]]:
+    """The sorted [start, end) spans in the original text of the comment's entries at these indexes."""
+    return [list(span) for span in sorted({comment.normalised.span(*spans[index]) for index in indexes})]
 
 
 class _Thread:

@@ -34,13 +34,16 @@ _PLACEHOLDER = {"email": EMAIL, "url": URL, "mention": "", "phone": PHONE}
 
 # Filler that obfuscators put inside a word ("enc*lé", "co_nnard", "id^iot").
 _INNER_JUNK = re.compile(r"(?<=[^\W\d_])[*_^~`|]+(?=[^\W\d_])")
+_JUNK_CHAR = re.compile(r"[*_^~`|]")
 # Digits and symbols standing for letters between letters ("c0nn4rd", "s@lope", "ch!en").
 _LEET = re.compile(r"(?<=[^\W\d_])[013457@$!]+(?=[^\W\d_])")
+_LEET_CHAR = re.compile(r"[013457@$!]")
 _LEET_MAP = str.maketrans("013457@$!", "oieastasi")
 # Three or more single letters split by spaces or punctuation ("s a l o p e", "p.u.t.e").
 _SPACED = re.compile(r"(?<!\w)[^\W\d_](?:[ .\-_*+|/]{1,2}[^\W\d_]){2,}(?!\w)")
 _SPACED_SEPARATORS = re.compile(r"[ .\-_*+|/]")
 _NUMBER = re.compile(r"(?<![^\W_])\d++(?![^\W\d_])")
+_DIGIT = re.compile(r"\d")
 _REPEAT = re.compile(r"(.)\1{2,}")
 _NOT_WORD = re.compile(r"[^\w\s]")
 _SPACES = re.compile(r" {2,}")
@@ -108,14 +111,18 @@ class _Builder:
 
     def add_folded(self, original: str, start: int, end: int) -> None:
         """Append the folded form of original[start:end], one original character at a time."""
-        folded = [_fold_char(char) for char in original[start:end]]
-        if all(len(text) == 1 for text in folded):
-            self.chars.extend(folded)
-            self.starts.extend(range(start, end))
-            self.ends.extend(range(start + 1, end + 1))
-            return
-        for index, text in enumerate(folded, start):
-            self.add(text, index, index + 1)
+        segment = original[start:end]
+        if segment.isascii() and segment.isprintable():  # most comments: folded, each character is itself in lower case
+            folded = segment.lower()
+        else:
+            folded = [_fold_char(char) for char in segment]
+            if not all(len(text) == 1 for text in folded):
+                for index, text in enumerate(folded, start):
+                    self.add(text, index, index + 1)
+                return
+        self.chars.extend(folded)
+        self.starts.extend(range(start, end))
+        self.ends.extend(range(start + 1, end + 1))
 
 
 def _first_pass(text: str) -> _Builder:
@@ -131,9 +138,15 @@ def _first_pass(text: str) -> _Builder:
     return out
 
 
-def _rewrite(current: _Builder, pattern: re.Pattern, replace) -> _Builder:
-    """Apply replace(match_text) to every match of pattern, keeping spans; untouched if no match."""
+def _rewrite(current: _Builder, pattern: re.Pattern, replace, needs: re.Pattern | None = None) -> _Builder:
+    """Apply replace(match_text) to every match of pattern, keeping spans; untouched if no match.
+
+    `needs` finds a character that every match contains: a pattern that looks behind at every
+    position costs several times more than that search, in the many comments without one.
+    """
     joined = current.text()
+    if needs is not None and not needs.search(joined):
+        return current
     matches = list(pattern.finditer(joined))
     if not matches:
         return current
@@ -195,11 +208,11 @@ def _collapse_spaces(run: str) -> str:
 def normalise(text: str) -> Normalised:
     """Normalise a comment for feature extraction, keeping where each character came from."""
     built = _first_pass(text)
-    built = _rewrite(built, _INNER_JUNK, lambda run: "")
-    built = _rewrite(built, _LEET, lambda run: run.translate(_LEET_MAP))
+    built = _rewrite(built, _INNER_JUNK, lambda run: "", _JUNK_CHAR)
+    built = _rewrite(built, _LEET, lambda run: run.translate(_LEET_MAP), _LEET_CHAR)
     built = _rewrite(built, _SPACED, _join_spaced)
     built = _rewrite(built, _NOT_WORD, _punctuation_to_space)
-    built = _rewrite(built, _NUMBER, lambda run: f" {NUMBER} ")
+    built = _rewrite(built, _NUMBER, lambda run: f" {NUMBER} ", _DIGIT)
     built = _rewrite(built, _REPEAT, _squeeze)
     built = _rewrite(built, _SPACES, _collapse_spaces)
     text = built.text()
