@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError
 
 from . import settings
 from .database import Database
-from .receiving import IncomingComment, Received, receive_comments
+from .receiving import IncomingComment, Received, RecentArticles, receive_comments
 from .scorer import Scorer
 from .timings import timed
 
@@ -53,12 +53,17 @@ class Intake:
         self._waiting: list[_Handed] = []
         self._leading = False
         self._site: tuple[float, settings.SiteSettings] | None = None
+        self._articles = RecentArticles()
         self._kept: list[Connection] = []  # the leaders' connection, kept between batches: none or one
         weakref.finalize(self, _discard, self._kept)
 
     def forget_settings(self) -> None:
         """Read the site's settings again for the next batch (after an admin changed them in this process)."""
         self._site = None
+
+    def forget_articles(self) -> None:
+        """Read articles again for the next batch (after pre-moderation was switched in this process)."""
+        self._articles.forget()
 
     def receive(self, incoming: IncomingComment, reading: Callable[[Scorer], Scorer] | None = None) -> Received:
         """Receive one comment with whatever else is arriving; raises what receive_comment raises.
@@ -120,7 +125,7 @@ class Intake:
         connection = self._kept[0]
         try:
             with timed("batch"):
-                return receive_comments(connection, scorer, incomings, site=self._settings(connection))
+                return receive_comments(connection, scorer, incomings, site=self._settings(connection), recent=self._articles)
         except DBAPIError:
             self._kept.clear()
             connection.close()

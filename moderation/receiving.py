@@ -8,7 +8,9 @@ do not repeat it.
 """
 
 import logging
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
 
@@ -40,6 +42,8 @@ from .validation import MAX_ARTICLE_CHARS, InputError, check_moment, check_optio
 OPTIONAL_FIELDS = {"author_id": 255, "author_name": 255, "language": 16,
                    "article_title": 2_000, "article_body": MAX_ARTICLE_CHARS, "article_url": 2_000}
 THREAD_COMMENTS = 20
+ARTICLE_SECONDS = 2.0
+RECENT_ARTICLES = 1024
 ATTEMPTS = 3
 MAX_ID_CHARS = 255
 STATUS_OF = {PUBLISH: PUBLISHED, REVIEW: PENDING, REJECT: REJECTED}
@@ -125,13 +129,47 @@ class Received:
 
 @dataclass(frozen=True)
 class _ArticleContext:
-    """What scoring and the policy need of the comment's article."""
+    """What scoring and the policy need of the comment's article (and its URL, to tell whether the site changed it)."""
 
     id: int
     external_id: str
     title: str
     body: str
+    url: str | None
     premoderated: bool
+
+
+class RecentArticles:
+    """Articles read lately, trusted for ARTICLE_SECONDS without reading them again: most comments are on a few articles.
+
+    Only a row read as the database holds it is kept, never one this batch wrote (its
+    transaction may yet roll back). A change made in this process holds at once (`forget`),
+    one made in another process within ARTICLE_SECONDS, as with the site's settings.
+    """
+
+    def __init__(self, seconds: float = ARTICLE_SECONDS, size: int = RECENT_ARTICLES):
+        self._seconds, self._size = seconds, size
+        self._kept: dict[str, tuple[float, _ArticleContext]] = {}
+        self._lock = threading.Lock()  # the intake's leader keeps, a view's thread forgets
+
+    def get(self, external_id: str) -> "_ArticleContext | None":
+        """The article as read lately, if that was less than ARTICLE_SECONDS ago."""
+        with self._lock:
+            kept = self._kept.get(external_id)
+        return kept[1] if kept is not None and kept[0] > time.monotonic() else None
+
+    def keep(self, article: "_ArticleContext") -> None:
+        """Remember an article as just read."""
+        with self._lock:
+            self._kept.pop(article.external_id, None)
+            self._kept[article.external_id] = (time.monotonic() + self._seconds, article)
+            if len(self._kept) > self._size:
+                del self._kept[next(iter(self._kept))]
+
+    def forget(self) -> None:
+        """Read every article again (after pre-moderation was switched in this process)."""
+        with self._lock:
+            self._kept.clear()
 
 
 def receive_comment(session: Session | Connection, scorer: Scorer, incoming: IncomingComment,
@@ -144,14 +182,15 @@ def receive_comment(session: Session | Connection, scorer: Scorer, incoming: Inc
 
 
 def receive_comments(session: Session | Connection, scorer: Scorer, incomings: list[IncomingComment], now: datetime | None = None,
-                     site: settings.SiteSettings | None = None) -> list[Received | Exception]:
+                     site: settings.SiteSettings | None = None, recent: RecentArticles | None = None) -> list[Received | Exception]:
     """Receive many comments in one transaction; each gets what became of it, or the error refusing it, in order.
 
     One transaction and about ten statements for the lot, whatever their number: this is how a
     busy site's comments (and the batch endpoint's) are stored at the rate they come. A comment
     that makes the transaction fail fails alone: the others are received again without it. Only
     a database that cannot be reached fails them all (raised). `site` is the settings in force
-    when the caller has them at hand; they are read otherwise.
+    when the caller has them at hand; they are read otherwise. `recent` spares reading articles
+    read a moment ago.
     """
     now = now or utcnow()
     results: list[Received | Exception | None] = [None] * len(incomings)
@@ -169,27 +208,27 @@ def receive_comments(session: Session | Connection, scorer: Scorer, incomings: l
         free[incoming.id] = index
     for batch in rounds:
         indexes = list(batch.values())
-        for index, one in zip(indexes, _receive_apart_on_failure(session, scorer, [incomings[i] for i in indexes], now, site)):
+        for index, one in zip(indexes, _receive_apart_on_failure(session, scorer, [incomings[i] for i in indexes], now, site, recent)):
             results[index] = one
     return results
 
 
 def _receive_apart_on_failure(session: Session | Connection, scorer: Scorer, batch: list[IncomingComment], now: datetime,
-                              site: settings.SiteSettings | None) -> list[Received | Exception]:
+                              site: settings.SiteSettings | None, recent: RecentArticles | None) -> list[Received | Exception]:
     """Receive comments together; if that fails, each alone, so a failure is only the failing comment's."""
     try:
-        return _receive_and_commit(session, scorer, batch, now, site)
+        return _receive_and_commit(session, scorer, batch, now, site, recent)
     except (OperationalError, InterfaceError):  # the database, not a comment: nothing to set apart
         raise
     except Exception as error:
         if len(batch) > 1:
-            return [one for incoming in batch for one in _receive_apart_on_failure(session, scorer, [incoming], now, site)]
+            return [one for incoming in batch for one in _receive_apart_on_failure(session, scorer, [incoming], now, site, recent)]
         logger.exception("comment %r could not be received", batch[0].id)
         return [error]
 
 
 def _receive_and_commit(session: Session | Connection, scorer: Scorer, batch: list[IncomingComment], now: datetime,
-                        site: settings.SiteSettings | None) -> list[Received | InputError]:
+                        site: settings.SiteSettings | None, recent: RecentArticles | None) -> list[Received | InputError]:
     """Receive comments with distinct ids, committed, or rolled back entirely.
 
     Tried again when the comments changed under it (the same comment arriving at once through
@@ -197,7 +236,7 @@ def _receive_and_commit(session: Session | Connection, scorer: Scorer, batch: li
     """
     for attempt in range(ATTEMPTS):
         try:
-            received = _receive(session, scorer, batch, now, site)
+            received = _receive(session, scorer, batch, now, site, recent)
             with timed("commit"):
                 session.commit()
             return received
@@ -229,7 +268,7 @@ def _check_incoming(incoming: IncomingComment) -> None:
 
 
 def _receive(session: Session | Connection, scorer: Scorer, comments: list[IncomingComment], now: datetime,
-             site: settings.SiteSettings | None) -> list[Received | InputError]:
+             site: settings.SiteSettings | None, recent: RecentArticles | None) -> list[Received | InputError]:
     """The body of receive_comments for comments with distinct ids, inside its transaction.
 
     Core statements, each for the whole batch, on the session's connection (or the connection
@@ -237,7 +276,7 @@ def _receive(session: Session | Connection, scorer: Scorer, comments: list[Incom
     bookkeeping cost more than scoring the comment.
     """
     connection = session.connection() if isinstance(session, Session) else session
-    articles = _articles(connection, comments)
+    articles = _articles(connection, comments, recent or RecentArticles(0))
     refused = {one.id: UnknownArticle(one.article_id) for one in comments if one.article_id not in articles}
     batch = [one for one in comments if one.id not in refused]
     current = {row.external_id: row for row in connection.execute(_FIND_COMMENTS, {"ids": [one.id for one in batch]})}
@@ -420,10 +459,11 @@ def _current_values(incoming: IncomingComment, number: int, scores: dict, model:
     return values
 
 
-def _articles(connection: Connection, batch: list[IncomingComment]) -> dict[str, _ArticleContext]:
+def _articles(connection: Connection, batch: list[IncomingComment], recent: RecentArticles) -> dict[str, _ArticleContext]:
     """The batch's articles by external id, created or updated from what the site sent (the latest comment's say wins).
 
-    An unknown article sent with no title (nor a fallback title) is left out: its comments are refused.
+    An article read a moment ago, as the site sends it again, is not read anew. An unknown
+    article sent with no title (nor a fallback title) is left out: its comments are refused.
     """
     sent: dict[str, dict] = {}
     fallback: dict[str, str] = {}
@@ -432,22 +472,29 @@ def _articles(connection: Connection, batch: list[IncomingComment]) -> dict[str,
             {field: value for field in ("title", "body", "url") if (value := getattr(incoming, f"article_{field}")) is not None})
         if incoming.article_fallback_title is not None:
             fallback.setdefault(incoming.article_id, incoming.article_fallback_title)
-    rows = {row.external_id: row for row in connection.execute(_FIND_ARTICLES, {"ids": list(sent)})}
     found = {}
     for external_id, fields in sent.items():
-        row = rows.get(external_id)
+        known = recent.get(external_id)
+        if known is not None and all(getattr(known, field) == value for field, value in fields.items()):
+            found[external_id] = known
+    unread = [external_id for external_id in sent if external_id not in found]
+    rows = {row.external_id: row for row in connection.execute(_FIND_ARTICLES, {"ids": unread})} if unread else {}
+    for external_id in unread:
+        fields, row = sent[external_id], rows.get(external_id)
         if row is None and "title" not in fields and external_id not in fallback:
             continue
         if row is None:
             values = {"title": fallback.get(external_id, ""), "body": "", "url": None, **fields}
             article_id = connection.execute(_INSERT_ARTICLE, {"external_id": external_id, **values}).scalar_one()
-            found[external_id] = _ArticleContext(article_id, external_id, values["title"], values["body"], False)
+            found[external_id] = _ArticleContext(article_id, external_id, values["title"], values["body"], values["url"], False)
             continue
+        read = _ArticleContext(row.id, external_id, row.title, row.body, row.url, row.premoderated)
         changed = {field: value for field, value in fields.items() if getattr(row, field) != value}
         if changed:
             connection.execute(update(ARTICLES).where(ARTICLES.c.id == row.id).values(**changed))
-        found[external_id] = _ArticleContext(row.id, external_id, changed.get("title", row.title),
-                                             changed.get("body", row.body), row.premoderated)
+        else:
+            recent.keep(read)
+        found[external_id] = replace(read, **changed)
     return found
 
 

@@ -329,6 +329,19 @@ def test_the_intake_replaces_a_connection_the_database_dropped_without_failing_t
         database.engine.dispose()
 
 
+def test_the_intake_stores_what_the_site_changes_in_an_article_it_read_a_moment_ago(database, scorer, no_sample):
+    intake = Intake(database, lambda: scorer)
+    for number, title in enumerate(("Référendum : le vote", "Référendum : le vote", "Référendum : le vote reporté")):
+        intake.receive(incoming(f"a{number}", OPINION, article_title=title))
+    with database.session() as check:
+        assert check.scalar(select(Article.title).where(Article.external_id == "politique-test")) == "Référendum : le vote reporté"
+    with database.session() as session:
+        set_premoderation(session, session.scalar(select(Article).where(Article.external_id == "politique-test")), True)
+    intake.forget_articles()
+    held = intake.receive(incoming("a3", OPINION, article_title="Référendum : le vote reporté")).comment
+    assert (held.status, held.review_reason) == ("pending", "premoderated")
+
+
 def test_the_intake_applies_thresholds_changed_in_this_process_at_once(database, session, scorer, no_sample):
     intake = Intake(database, lambda: scorer)
     assert intake.receive(incoming("s1", INSULT)).comment.status == "pending"

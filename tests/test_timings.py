@@ -23,8 +23,7 @@ from .conftest import ROOT, LiveServer
 
 ARTICLE = {"id": "sport-timings", "title": "Les Éléphants qualifiés pour la CAN",
            "body": "La sélection ivoirienne s'est qualifiée pour la Coupe d'Afrique des nations."}
-STAGES_OF_A_NEW_COMMENT = ("answer api", "parse", "intake", "batch", "score", "sql select articles",
-                           "sql select comments by id", "sql select threads", "sql insert comments", "sql insert revisions",
+STAGES_OF_A_NEW_COMMENT = ("answer api", "parse", "intake", "batch", "score", "sql select comments by id", "sql select threads", "sql insert comments", "sql insert revisions",
                            "sql insert scores", "commit", "serialise")
 COMMENTS = 40
 
@@ -76,6 +75,7 @@ def test_each_new_comment_passes_once_through_every_stage_of_an_answer(models_di
     assert {stage: after.get(stage, 0) - before.get(stage, 0) for stage in STAGES_OF_A_NEW_COMMENT} == \
         dict.fromkeys(STAGES_OF_A_NEW_COMMENT, 3)
     assert after["connect"] == before["connect"], "the intake keeps the connection it made for the first comment"
+    assert after["sql select articles"] - before["sql select articles"] <= 1, "an article read a moment ago is not read again"
 
 
 def free_port() -> int:

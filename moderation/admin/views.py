@@ -173,6 +173,7 @@ def premoderation():
             flash(_("No article has the id %(id)s.", id=external_id[:80]), "error")
         else:
             set_premoderation(db(), found, request.form.get("premoderated") == "on")
+            intake().forget_articles()
             flash(_("Saved."), "info")
         return redirect(url_for("admin.premoderation"))
     articles = list(db().scalars(select(Article).where(Article.premoderated).order_by(Article.title)))

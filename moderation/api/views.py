@@ -171,6 +171,7 @@ def put_article(article_id):
     body = json_body()
     article, created = save_article(db(), article_id, field(body, "title", str), field(body, "body", str), field(body, "url", str),
                                     field(body, "premoderate", bool))
+    intake().forget_articles()
     return jsonify(article_json(article)), 201 if created else 200
 
 

@@ -10,7 +10,7 @@ from ..database import utcnow
 from ..queue.listing import explanations
 from ..service import Refused, claim, decide, set_premoderation
 from ..validation import InputError
-from ..web import back_or, db, local_target, page_number
+from ..web import back_or, db, intake, local_target, page_number
 from .decisions import ACTIONS, refusal_message, status_for
 from .highlight import pieces
 from .models import BY_MODEL, BY_MODERATOR, OVERRIDE, PENDING, REASONS, Article, Comment, Decision, Revision, Score
@@ -102,6 +102,7 @@ def premoderation(article_id):
     found = db().get(Article, article_id) or abort(404)
     on = request.form.get("premoderated") == "on"
     set_premoderation(db(), found, on)
+    intake().forget_articles()
     flash(_("Pre-moderation is on: every new comment on this article waits for a moderator.") if on
           else _("Pre-moderation is off: comments on this article follow the usual thresholds."), "info")
     return redirect(local_target(request.form.get("next")) or url_for("comments.article", article_id=found.id))
