@@ -12,14 +12,13 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime
-from functools import lru_cache
 
-from sqlalchemy import bindparam, insert, select, union_all, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from . import settings, writes
+from . import settings, storage
 from .admin.models import ModelVersion
 from .comments.models import (
     BY_MODEL,
@@ -36,12 +35,11 @@ from .comments.models import (
 from .database import utcnow
 from .policy import PUBLISH, REJECT, REVIEW, in_sample, moderator_decision_stands, priority
 from .scorer import Scorer
-from .timings import STAGE_OPTION, timed
+from .timings import timed
 from .validation import MAX_ARTICLE_CHARS, InputError, check_moment, check_optional_text, check_text, same_visible_text
 
 OPTIONAL_FIELDS = {"author_id": 255, "author_name": 255, "language": 16,
                    "article_title": 2_000, "article_body": MAX_ARTICLE_CHARS, "article_url": 2_000}
-THREAD_COMMENTS = 20
 ARTICLE_SECONDS = 2.0
 RECENT_ARTICLES = 1024
 ATTEMPTS = 3
@@ -54,10 +52,6 @@ logger = logging.getLogger(__name__)
 # Built once: receiving runs for every comment a site sends, and building a statement costs as much as running it.
 _FIND_ARTICLES = select(ARTICLES.c.id, ARTICLES.c.external_id, ARTICLES.c.title, ARTICLES.c.body, ARTICLES.c.url,
                         ARTICLES.c.premoderated).where(ARTICLES.c.external_id.in_(bindparam("ids", expanding=True)))
-_FIND_COMMENTS = select(COMMENTS.c.id, COMMENTS.c.external_id, COMMENTS.c.text, COMMENTS.c.revision, COMMENTS.c.status,
-                        COMMENTS.c.decided_by, COMMENTS.c.review_reason) \
-    .where(COMMENTS.c.external_id.in_(bindparam("ids", expanding=True))) \
-    .execution_options(**{STAGE_OPTION: "sql select comments by id"})
 _STORED = select(
     COMMENTS.c.id, COMMENTS.c.external_id, COMMENTS.c.article_id, ARTICLES.c.external_id.label("article_external_id"),
     COMMENTS.c.text, COMMENTS.c.revision, COMMENTS.c.status, COMMENTS.c.suggestion, COMMENTS.c.review_reason,
@@ -279,17 +273,18 @@ def _receive(session: Session | Connection, scorer: Scorer, comments: list[Incom
     articles = _articles(connection, comments, recent or RecentArticles(0))
     refused = {one.id: UnknownArticle(one.article_id) for one in comments if one.article_id not in articles}
     batch = [one for one in comments if one.id not in refused]
-    current = {row.external_id: row for row in connection.execute(_FIND_COMMENTS, {"ids": [one.id for one in batch]})}
+    current = storage.current(connection, [one.id for one in batch])
     unchanged = _stored(connection, [one.id for one in batch if one.id in current and same_visible_text(current[one.id].text, one.text)])
     fresh = [one for one in batch if one.id not in unchanged]
-    threads = _threads(connection, {articles[one.article_id].id for one in fresh})
+    threads = storage.threads(connection, {articles[one.article_id].id for one in fresh})
     site = site or settings.current(connection)
     revisions = [_new_revision(scorer, site, one, current.get(one.id), articles[one.article_id], threads, now) for one in fresh]
     for revision in revisions:
         if revision.current is not None:
             _update_edited(connection, revision)
     stored = {}
-    for revision, (comment_id, score_id) in zip(revisions, writes.write(connection, [r.rows(scorer.version, now) for r in revisions], now)):
+    written = storage.write(connection, [revision.rows(scorer.version, now) for revision in revisions], now)
+    for revision, (comment_id, score_id) in zip(revisions, written):
         revision.comment_id = comment_id
         stored[revision.incoming.id] = revision.stored(score_id, scorer.version)
     if revisions:
@@ -349,14 +344,14 @@ class _NewRevision:
         return (self.standing.placed_by_model and self.standing.status != PENDING
                 and (self.current is None or self.current.status != self.standing.status))
 
-    def rows(self, model_version: str, now: datetime) -> writes.NewRows:
+    def rows(self, model_version: str, now: datetime) -> storage.NewRows:
         """The rows this revision adds."""
         comment = None if self.current is not None else {
             "external_id": self.incoming.id, "article_id": self.article.id, "created_at": self.incoming.created_at or now,
             **self.values, "author_id": self.incoming.author_id, "author_name": self.incoming.author_name,
             "language": self.incoming.language or None}
         placed = self.standing.placed_by_model
-        return writes.NewRows(
+        return storage.NewRows(
             comment_id=None if self.current is None else self.current.id, comment=comment,
             revision={"number": self.number, "text": self.incoming.text, "received_at": now},
             score={"model_version": model_version, "toxic": self.scores["toxic"], "off_topic": self.scores["off_topic"],
@@ -383,7 +378,7 @@ def _new_revision(scorer: Scorer, site: settings.SiteSettings, incoming: Incomin
     """Score one new comment or edit against its article and thread, and decide it under the site's policy."""
     comment_id = current.id if current is not None else None
     number = 1 if current is None else current.revision + 1
-    thread = [text for other_id, text in threads.get(article.id, []) if other_id != comment_id][:THREAD_COMMENTS]
+    thread = [text for other_id, text in threads.get(article.id, []) if other_id != comment_id][:storage.THREAD_COMMENTS]
     with timed("score"):
         result = scorer.score(incoming.text, {"title": article.title, "body": article.body, "comments": thread})
     scores = {"toxic": result["toxic"], "off_topic": result["off_topic"]}
@@ -496,32 +491,6 @@ def _articles(connection: Connection, batch: list[IncomingComment], recent: Rece
             recent.keep(read)
         found[external_id] = replace(read, **changed)
     return found
-
-
-def _threads(connection: Connection, article_ids: set[int]) -> dict[int, list[tuple[int, str]]]:
-    """Each article's latest published comments, newest first, as (id, text): on-topic context for the off_topic score.
-
-    One more than a thread holds, so that an edited comment can leave itself out; one indexed,
-    limited read per article, sent as one statement.
-    """
-    if not article_ids:
-        return {}
-    threads: dict[int, list[tuple[int, str]]] = {}
-    wanted = {f"article_{index}": article_id for index, article_id in enumerate(sorted(article_ids))}
-    for row in connection.execute(_threads_statement(len(wanted)), wanted):
-        threads.setdefault(row.article_id, []).append((row.received_at, row.id, row.text))
-    return {article_id: [(comment_id, text) for _, comment_id, text in sorted(rows, reverse=True)]
-            for article_id, rows in threads.items()}
-
-
-@lru_cache(maxsize=None)
-def _threads_statement(articles: int):
-    """The threads of `articles` articles (bound as article_0, article_1, ...), built once per number of articles."""
-    latest = [select(COMMENTS.c.article_id, COMMENTS.c.id, COMMENTS.c.text, COMMENTS.c.received_at)
-              .where(COMMENTS.c.article_id == bindparam(f"article_{index}"), COMMENTS.c.status == PUBLISHED)
-              .order_by(COMMENTS.c.received_at.desc()).limit(THREAD_COMMENTS + 1).subquery()
-              for index in range(articles)]
-    return union_all(*(select(part) for part in latest)).execution_options(**{STAGE_OPTION: "sql select threads"})
 
 
 def _stored(connection: Connection, external_ids: list[str]) -> dict[str, StoredComment]:

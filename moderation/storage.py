@@ -1,8 +1,12 @@
-"""The rows a received batch adds: new comments, revisions, scores, the model's decisions and their webhook events.
+"""The statements receiving runs for every batch: the comments as stored, their threads, and the rows the batch adds.
 
-On PostgreSQL one statement writes them all, its WITH clauses chained by RETURNING: a batch
-costs one round trip instead of five, and the round trips were most of what storing a comment
-cost. SQLite, in the same process, takes one INSERT per table.
+On PostgreSQL they are SQL written once and run straight on psycopg's cursor: SQLAlchemy's
+execute costs about three times a round trip to the server here, and a comment is answered
+with three of them. One statement writes all a batch adds (new comments, revisions, scores,
+the model's decisions, webhook events), its WITH clauses chained by RETURNING. Elsewhere
+(SQLite, in the same process) the same reads and one INSERT per table go through SQLAlchemy
+Core. Errors reach the caller as SQLAlchemy's, so retries and a dropped connection are
+handled the same on both.
 """
 
 import json
@@ -10,15 +14,26 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
-from sqlalchemy import insert, text
+from psycopg.rows import namedtuple_row
+from sqlalchemy import bindparam, insert, select, union_all
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from . import webhooks
-from .comments.models import Comment, Decision, Revision, Score
-from .timings import STAGE_OPTION
+from .comments.models import PUBLISHED, Comment, Decision, Revision, Score
+from .timings import STAGE_OPTION, timed
 
 COMMENTS, REVISIONS, SCORES, DECISIONS = (model.__table__ for model in (Comment, Revision, Score, Decision))
+THREAD_COMMENTS = 20
+CURRENT_COLUMNS = ("id", "external_id", "text", "revision", "status", "decided_by", "review_reason")
+_CURRENT = select(*(COMMENTS.c[name] for name in CURRENT_COLUMNS)) \
+    .where(COMMENTS.c.external_id.in_(bindparam("ids", expanding=True))) \
+    .execution_options(**{STAGE_OPTION: "sql select comments by id"})
+_CURRENT_SQL = f"SELECT {', '.join(CURRENT_COLUMNS)} FROM comments WHERE external_id = ANY(%(ids)s)"
+_THREADS_SQL = f"""SELECT t.article_id, t.id, t.text FROM unnest(%(articles)s::integer[]) AS a(id) CROSS JOIN LATERAL (
+    SELECT article_id, id, text, received_at FROM comments WHERE article_id = a.id AND status = '{PUBLISHED}'
+    ORDER BY received_at DESC LIMIT {THREAD_COMMENTS + 1}) AS t ORDER BY t.article_id, t.received_at DESC, t.id DESC"""
 _INSERTS = {table.name: insert(table).returning(table.c.id, sort_by_parameter_order=True)
             for table in (COMMENTS, REVISIONS, SCORES, DECISIONS)}
 # The columns each part of a new revision fills; the ids that tie the parts together are found while writing.
@@ -49,11 +64,53 @@ class NewRows:
     event: dict | None
 
 
+def current(connection: Connection, external_ids: list[str]) -> dict:
+    """The comments with these ids as they stand (CURRENT_COLUMNS), by external id."""
+    if not external_ids:
+        return {}
+    if _on_postgresql(connection):
+        rows = _run(connection, _CURRENT_SQL, {"ids": external_ids}, "sql select comments by id")
+    else:
+        rows = connection.execute(_CURRENT, {"ids": external_ids})
+    return {row.external_id: row for row in rows}
+
+
+def threads(connection: Connection, article_ids: set[int]) -> dict[int, list[tuple[int, str]]]:
+    """Each article's latest published comments, newest first, as (id, text): on-topic context for the off_topic score.
+
+    One more than a thread holds, so that an edited comment can leave itself out; one indexed,
+    limited read per article, sent as one statement.
+    """
+    if not article_ids:
+        return {}
+    found: dict[int, list[tuple[int, str]]] = {}
+    if _on_postgresql(connection):
+        for row in _run(connection, _THREADS_SQL, {"articles": sorted(article_ids)}, "sql select threads"):
+            found.setdefault(row.article_id, []).append((row.id, row.text))
+        return found
+    wanted = {f"article_{index}": article_id for index, article_id in enumerate(sorted(article_ids))}
+    newest_first = sorted(connection.execute(_threads_statement(len(wanted)), wanted), key=lambda row: (row.received_at, row.id),
+                          reverse=True)
+    for row in newest_first:
+        found.setdefault(row.article_id, []).append((row.id, row.text))
+    return found
+
+
+@lru_cache(maxsize=None)
+def _threads_statement(articles: int):
+    """The threads of `articles` articles (bound as article_0, article_1, ...), built once per number of articles."""
+    latest = [select(COMMENTS.c.article_id, COMMENTS.c.id, COMMENTS.c.text, COMMENTS.c.received_at)
+              .where(COMMENTS.c.article_id == bindparam(f"article_{index}"), COMMENTS.c.status == PUBLISHED)
+              .order_by(COMMENTS.c.received_at.desc()).limit(THREAD_COMMENTS + 1).subquery()
+              for index in range(articles)]
+    return union_all(*(select(part) for part in latest)).execution_options(**{STAGE_OPTION: "sql select threads"})
+
+
 def write(connection: Connection, batch: list[NewRows], now: datetime) -> list[tuple[int, int]]:
     """Write the batch's rows in the connection's transaction; (comment id, score id) of each, in order."""
     if not batch:
         return []
-    if connection.dialect.name == "postgresql":
+    if _on_postgresql(connection):
         return _write_in_one_statement(connection, batch, now)
     return _write_table_by_table(connection, batch, now)
 
@@ -87,7 +144,8 @@ def _write_in_one_statement(connection: Connection, batch: list[NewRows], now: d
                 "event": webhooks.event_body(rows.event, now) if rows.event else None,
                 **_prefixed("c", rows.comment), **_prefixed("r", rows.revision), **_prefixed("s", rows.score),
                 **_prefixed("d", rows.decision)} for index, rows in enumerate(batch)]
-    found = connection.execute(_one_statement(), {"rows": json.dumps(records, default=_moment, ensure_ascii=False), "now": now})
+    found = _run(connection, _one_statement(), {"rows": json.dumps(records, default=_moment, ensure_ascii=False), "now": now},
+                 "sql insert batch")
     ids = {row.k: (row.comment_id, row.score_id) for row in found}
     return [ids[index] for index in range(len(batch))]
 
@@ -105,8 +163,8 @@ def _moment(value):
 
 
 @lru_cache(maxsize=1)
-def _one_statement():
-    """The statement writing a batch, from its JSON records (bound as :rows) and the time (bound as :now)."""
+def _one_statement() -> str:
+    """The statement writing a batch, from its JSON records (bound as %(rows)s) and the time (bound as %(now)s)."""
     fields = ", ".join(["k integer", "comment_id integer", "decided boolean", "event text"] + [
         f"{part}_{name} {TABLES[part].c[name].type.compile(postgresql.dialect())}"
         for part, names in COLUMNS.items() for name in names])
@@ -118,7 +176,7 @@ def _one_statement():
         return ", ".join(f"b.{part}_{name}" for name in COLUMNS[part])
 
     sql = f"""
-WITH b AS (SELECT * FROM json_to_recordset(CAST(:rows AS json)) AS b({fields})),
+WITH b AS (SELECT * FROM json_to_recordset(%(rows)s::json) AS b({fields})),
 new_comments AS (
     INSERT INTO comments ({names("c")}) SELECT {values("c")} FROM b WHERE b.comment_id IS NULL ORDER BY b.k
     RETURNING id, external_id),
@@ -136,10 +194,33 @@ new_decisions AS (
     WHERE b.decided ORDER BY b.k RETURNING id, comment_id),
 new_events AS (
     INSERT INTO deliveries (event_id, client_id, comment_id, body, created_at, next_attempt_at, attempts)
-    SELECT 'evt_' || d.id || '_' || c.id, c.id, d.comment_id, b.event, :now, :now, 0
+    SELECT 'evt_' || d.id || '_' || c.id, c.id, d.comment_id, b.event, %(now)s, %(now)s, 0
     FROM new_decisions d JOIN ids ON ids.comment_id = d.comment_id JOIN b USING (k)
     JOIN api_clients c ON c.webhook_url IS NOT NULL AND c.revoked_at IS NULL
     WHERE b.event IS NOT NULL ORDER BY d.id, c.id)
 SELECT ids.k, ids.comment_id, s.id AS score_id
 FROM ids JOIN new_revisions v ON v.comment_id = ids.comment_id JOIN new_scores s ON s.revision_id = v.id"""
-    return text(sql).execution_options(**{STAGE_OPTION: "sql insert batch"})
+    return sql
+
+
+def _on_postgresql(connection: Connection) -> bool:
+    """Whether the connection's driver is psycopg on PostgreSQL, which the SQL written here is for."""
+    return connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg"
+
+
+def _run(connection: Connection, sql: str, parameters: dict, stage: str) -> list:
+    """Run SQL on psycopg's cursor, in the connection's transaction; its rows, or SQLAlchemy's error for psycopg's."""
+    if not connection.in_transaction():
+        connection.begin()  # so that the caller's commit() commits what is written here
+    fairy = connection.connection
+    dbapi = connection.dialect.loaded_dbapi
+    with timed(stage), fairy.driver_connection.cursor(row_factory=namedtuple_row) as cursor:
+        try:
+            cursor.execute(sql, parameters)
+            return cursor.fetchall() if cursor.description else []
+        except dbapi.Error as error:
+            dropped = connection.dialect.is_disconnect(error, fairy.dbapi_connection, cursor)
+            if dropped:
+                connection.invalidate(error)
+            raise DBAPIError.instance(sql, parameters, error, dbapi.Error, connection_invalidated=dropped,
+                                      dialect=connection.dialect) from error
