@@ -1,11 +1,13 @@
 """The command line: `python -m moderation COMMAND`."""
 
 import functools
+import gc
 import json
 import os
 import sys
 import threading
 from pathlib import Path
+from select import select as fd_select
 
 import click
 import numpy as np
@@ -25,6 +27,9 @@ from .splits import holdout_batches, holdout_mask
 from .validation import InputError
 
 MAX_LINE_BYTES = 4 * 1024 * 1024
+# Lines of `score` read and scored together, and the most bytes they may hold, so memory stays flat on any input.
+CHUNK_LINES = 256
+CHUNK_BYTES = 16 * 1024 * 1024
 
 
 def _registry() -> Registry:
@@ -118,29 +123,59 @@ def evaluate_command(data, version, split, as_json):
 def score_command(version):
     """Score JSON lines from stdin: {"id", "text", "article": {"title", "body"}} -> one JSON line each."""
     scorer = _registry().load(version)
-    stdin, stdout = sys.stdin.buffer, sys.stdout
-    number = 0
-    while True:
-        line = stdin.readline(MAX_LINE_BYTES + 1)
-        if not line:
-            break
-        number += 1
-        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
-            while (rest := stdin.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
-                pass
-            result = {"id": None, "error": f"line {number} is longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB"}
-        else:
-            result = _score_line(scorer, line, number)
+    gc.freeze()  # the model and the libraries last as long as the command: the collector need not walk them at every chunk
+    for chunk in _chunks(sys.stdin.buffer):
         try:
-            stdout.write(_dumps(result) + "\n")
-            stdout.flush()
+            sys.stdout.write("".join(_dumps(result) + "\n" for result in _score_chunk(scorer, chunk)))
+            sys.stdout.flush()
         except BrokenPipeError:
             sys.stderr.close()
             return
 
 
-def _score_line(scorer, line: bytes, number: int) -> dict:
-    """One output record for one input line: scores, or an error that says what is wrong."""
+def _chunks(stdin):
+    """(number, line) pairs, CHUNK_LINES at a time, fewer when no more input is ready: a trickle of lines is answered as
+    it comes, a file or a full pipe in batches; a line over MAX_LINE_BYTES comes as None, its rest skipped."""
+    chunk, size, number = [], 0, 0
+    while line := stdin.readline(MAX_LINE_BYTES + 1):
+        number += 1
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            while (rest := stdin.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+                pass
+            line = None
+        chunk.append((number, line))
+        size += len(line or b"")
+        if len(chunk) == CHUNK_LINES or size >= CHUNK_BYTES or not _ready(stdin):
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def _ready(stream) -> bool:
+    """Whether more input has come (or the input has ended), so reading on would not wait; always, off a pipe or terminal."""
+    try:
+        return bool(fd_select([stream], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
+
+
+def _score_chunk(scorer, chunk: list[tuple[int, bytes | None]]) -> list[dict]:
+    """One output record per input line, in order: the good lines scored together, the others' errors in their place."""
+    read = [_read_line(line, number) for number, line in chunk]
+    scored = iter(scorer.score_many([record["comment"] for record in read if "comment" in record], return_errors=True))
+    return [_output(record["id"], next(scored)) if "comment" in record else record for record in read]
+
+
+def _output(identifier, result: dict | InputError) -> dict:
+    """A scored line's record: its id and scores, or its id and why the comment was refused."""
+    return {"id": identifier, "error": str(result)} if isinstance(result, InputError) else {"id": identifier, **result}
+
+
+def _read_line(line: bytes | None, number: int) -> dict:
+    """{"id", "comment"} for score_many, or an output record with the error that says what is wrong with the line."""
+    if line is None:
+        return {"id": None, "error": f"line {number} is longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB"}
     try:
         record = json.loads(line.decode("utf-8-sig" if number == 1 else "utf-8"), parse_constant=_refuse_constant)
     except UnicodeDecodeError as error:
@@ -151,11 +186,7 @@ def _score_line(scorer, line: bytes, number: int) -> dict:
         return {"id": None, "error": f"line {number} cannot be read as JSON: {str(error)[:200] or type(error).__name__}"}
     if not isinstance(record, dict):
         return {"id": None, "error": f"line {number} must be a JSON object, not {type(record).__name__}"}
-    identifier = record.get("id")
-    try:
-        return {"id": identifier, **scorer.score(record.get("text"), record.get("article"))}
-    except InputError as error:
-        return {"id": identifier, "error": str(error)}
+    return {"id": record.get("id"), "comment": {"text": record.get("text"), "article": record.get("article")}}
 
 
 def _refuse_constant(name: str):

@@ -16,6 +16,7 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
+from operator import itemgetter
 
 import numpy as np
 import scipy.sparse as sp
@@ -380,23 +381,26 @@ def _explain(comment: _Comment, words: list[str], weights: list[list[float]], ef
     the calibrated score. A word's weight is summed over its occurrences, all of which are
     highlighted; on a tie, the word seen first ranks first.
     """
-    # Function words weigh in n-grams ("les X sont des Y") but highlighting them tells a moderator nothing.
-    shown = [(index, word) for index, word in enumerate(words) if word not in FUNCTION_WORDS]
+    occurrences: dict[str, list[int]] = {}
+    for index, word in enumerate(words):
+        # Function words weigh in n-grams ("les X sont des Y") but highlighting them tells a moderator nothing.
+        if word in FUNCTION_WORDS:
+            continue
+        if word in occurrences:
+            occurrences[word].append(index)
+        else:
+            occurrences[word] = [index]
     explanation, spans = {}, []
     for label, label_weights, label_effects in zip(LABELS, weights, effects):
-        by_term: dict[str, list] = {}
-        for index, word in shown:
-            term = by_term.setdefault(word, [0.0, []])
-            term[0] += label_weights[index]
-            term[1].append(index)
-        by_term.update((term, [weight, []]) for term, weight in zip(EFFECT_TERMS, label_effects))
-        ranked = sorted(by_term.items(), key=lambda item: -item[1][0])[:EXPLANATION_TERMS]
-        if not spans and any(indexes for _, (_, indexes) in ranked):
-            spans = comment.spans()
-        explanation[label] = [
-            {"term": term, "weight": round(weight, 4), "spans": _original_spans(comment, spans, indexes)}
-            for term, (weight, indexes) in ranked if weight >= EXPLANATION_MIN_WEIGHT
-        ]
+        totals = [(word, sum(map(label_weights.__getitem__, indexes))) for word, indexes in occurrences.items()]
+        terms = []
+        for term, weight in sorted([*totals, *zip(EFFECT_TERMS, label_effects)], key=itemgetter(1), reverse=True):
+            if len(terms) == EXPLANATION_TERMS or weight < EXPLANATION_MIN_WEIGHT:
+                break
+            spans = spans or comment.spans()
+            where = _original_spans(comment, spans, occurrences.get(term, ()))
+            terms.append({"term": term, "weight": round(weight, 4), "spans": where})
+        explanation[label] = terms
     return explanation
 
 

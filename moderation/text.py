@@ -26,8 +26,7 @@ _SPECIAL = re.compile(
     r"|(?P<mention>(?<!\w)@\w++)"
     r"|(?P<phone>(?<![\w+])\+?\d(?:[ .-]?\d){7,}(?!\w))"
 )
-# Every placeholder needs one of these; most comments have none and skip the costly search.
-_MAYBE_SPECIAL = re.compile(r"[@/]|\.\w|\d")
+_DOT_WORD = re.compile(r"\.\w")
 # An @mention is dropped: whom a comment answers says nothing about it, and "@Awa merci" is
 # everyday politeness (a placeholder learnt a toxic weight from harassment aimed at commenters).
 _PLACEHOLDER = {"email": EMAIL, "url": URL, "mention": "", "phone": PHONE}
@@ -129,13 +128,18 @@ def _first_pass(text: str) -> _Builder:
     """Fold every character and replace URLs, e-mails, mentions and phone numbers by placeholders."""
     out = _Builder()
     position = 0
-    for match in _SPECIAL.finditer(text) if _MAYBE_SPECIAL.search(text) else ():
+    for match in _SPECIAL.finditer(text) if _maybe_special(text) else ():
         out.add_folded(text, position, match.start())
         placeholder = _PLACEHOLDER[match.lastgroup]
         out.add(f" {placeholder} " if placeholder else " ", match.start(), match.end())
         position = match.end()
     out.add_folded(text, position, len(text))
     return out
+
+
+def _maybe_special(text: str) -> bool:
+    """Whether text has an @, a /, a digit or a dot before a letter: every placeholder needs one, most comments have none."""
+    return "@" in text or "/" in text or _DIGIT.search(text) is not None or _DOT_WORD.search(text) is not None
 
 
 def _rewrite(current: _Builder, pattern: re.Pattern, replace, needs: re.Pattern | None = None) -> _Builder:
