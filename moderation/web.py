@@ -5,6 +5,7 @@ from functools import wraps
 from urllib.parse import urlsplit
 
 from flask import abort, current_app, g, jsonify, render_template, request, session
+from flask.sessions import SecureCookieSessionInterface
 from flask_babel import Babel, format_date, format_datetime, format_decimal, format_percent, format_time, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -58,6 +59,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
 }
+API_SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff"}
 
 
 def init_app(app) -> None:
@@ -67,6 +69,7 @@ def init_app(app) -> None:
     app.extensions["palabre.intake"] = Intake(app.extensions["palabre.database"], app.extensions["palabre.scorer"].get)
     app.extensions["palabre.rate_limiter"] = RateLimiter(app.config["API_RATE_PER_SECOND"], app.config["API_RATE_BURST"])
     app.teardown_appcontext(_close_session)
+    app.session_interface = _SessionsForPages()
     app.wsgi_app = _timed_answers(app.wsgi_app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
@@ -237,7 +240,16 @@ def _error_page_for(code: int, message: str):
 
 
 def _security_headers(response):
-    """No inline script can run, the pages cannot be framed, and types are not sniffed."""
-    for name, value in SECURITY_HEADERS.items():
+    """No inline script can run, the pages cannot be framed, and types are not sniffed (the API's JSON only needs the last)."""
+    for name, value in API_SECURITY_HEADERS.items() if is_api_request() else SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     return response
+
+
+class _SessionsForPages(SecureCookieSessionInterface):
+    """The signed-cookie session for pages; machines' requests (the API, the integrations) get none, and no cookie."""
+
+    def open_session(self, app, request):
+        if request.path.startswith(API_PREFIXES):
+            return self.null_session_class()
+        return super().open_session(app, request)
