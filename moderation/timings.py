@@ -16,7 +16,6 @@ import re
 import threading
 import time
 from collections import deque
-from contextlib import contextmanager
 from functools import lru_cache
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
@@ -78,14 +77,19 @@ def flush() -> None:
         counter.inc(max(cpu_seconds, 0.0))
 
 
-@contextmanager
-def timed(stage: str):
-    """Time the block as one pass through `stage`, even when it raises."""
-    wall, cpu = time.perf_counter(), time.thread_time()
-    try:
-        yield
-    finally:
-        record(stage, time.perf_counter() - wall, time.thread_time() - cpu)
+class timed:  # noqa: N801 - used as a function: `with timed("score"):`
+    """Time the block as one pass through `stage`, even when it raises (a class: a generator costs twice as much)."""
+
+    __slots__ = ("stage", "wall", "cpu")
+
+    def __init__(self, stage: str):
+        self.stage = stage
+
+    def __enter__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.thread_time()
+
+    def __exit__(self, *raised) -> None:
+        record(self.stage, time.perf_counter() - self.wall, time.thread_time() - self.cpu)
 
 
 def time_statements(engine: Engine) -> None:
