@@ -27,11 +27,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_scoring import comments  # noqa: E402  (the same comments as the scoring benchmark)
+
 from moderation import corpora, load_scorer  # noqa: E402
 from moderation.corpora import LABELS  # noqa: E402
 from moderation.registry import RegistryError  # noqa: E402
-
-from bench_scoring import comments  # noqa: E402  (the same comments as the scoring benchmark)
 
 PATHS = ("Pipeline.predict_proba (2 labels)", "Scorer.score, one at a time", "Scorer.score_many")
 
@@ -104,7 +104,8 @@ def write_lines(path: Path, count: int) -> None:
     for row in frame.itertuples():
         record = {"text": row.text}
         if isinstance(row.article_title, str) and row.article_title:
-            record["article"] = {"title": row.article_title, "body": row.article_body if isinstance(row.article_body, str) else ""}
+            body = row.article_body if isinstance(row.article_body, str) else ""
+            record["article"] = {"title": row.article_title, "body": body}
         bodies.append(json.dumps(record, ensure_ascii=False)[1:])
     with path.open("w", encoding="utf-8") as file:
         for number in range(count):
@@ -142,8 +143,10 @@ def report_cli(count: int, model: str | None) -> list[tuple[int, float]]:
             write_lines(lines, size)
             elapsed, peak, status = run_cli(lines, output, model)
             written, errors = count_lines(output)
-            print(f"score command, {size:,} lines ({lines.stat().st_size / 2**20:,.0f} MiB): {size / elapsed:,.0f} lines/s, "
-                  f"{elapsed:,.1f} s, peak RSS {peak / 1024:,.0f} MiB, exit status {status}, {written:,} lines out, {errors} errors")
+            megabytes = lines.stat().st_size / 2**20
+            print(f"score command, {size:,} lines ({megabytes:,.0f} MiB): {size / elapsed:,.0f} lines/s, "
+                  f"{elapsed:,.1f} s, peak RSS {peak / 1024:,.0f} MiB, exit status {status}, "
+                  f"{written:,} lines out, {errors} errors")
             measured.append((size, size / elapsed))
     return measured
 

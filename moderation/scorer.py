@@ -22,7 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .corpora import LABELS
-from .features import CONTEXT_FEATURES, TOKEN_PATTERN, char_wb_grams, context_lines, normalise_context, topic_words
+from .features import CONTEXT_FEATURES, char_wb_grams, context_lines, normalise_context, topic_words
 from .lexicon import WordList
 from .policy import Policy
 from .text import FUNCTION_WORDS, QUOTED, Normalised, listed_positions, normalise, normalise_text, word_marks
@@ -43,10 +43,11 @@ QUOTED_TERM = "(quoted words)"
 NEGATED_TERM = "(negated words)"
 # The explanation's terms that are effects rather than words; on equal weight, words come first, then these in this order.
 EFFECT_TERMS = (QUOTED_TERM, NEGATED_TERM, RELEVANCE_TERM, LENGTH_TERM)
-_TOKEN = re.compile(TOKEN_PATTERN)
 _CHUNK = re.compile(r"\S+")
 _APART = "\x00"  # between two comments' words, so that no word n-gram reaches from one into the next
-_CONTEXT_GROUPS = [EFFECT_TERMS.index(RELEVANCE_TERM)] * 6 + [EFFECT_TERMS.index(LENGTH_TERM)] * 2
+# Each context feature's effect term: the first six measure relevance, the last two length.
+_CONTEXT_GROUPS = ([EFFECT_TERMS.index(RELEVANCE_TERM)] * len(CONTEXT_FEATURES[:6])
+                   + [EFFECT_TERMS.index(LENGTH_TERM)] * len(CONTEXT_FEATURES[6:]))
 
 
 class Scorer:
@@ -144,20 +145,16 @@ class Scorer:
         decisions[1] += self._add_context(comments, read, effects[1])
         weights = (weights * self._scales()[:, None]).tolist()
         effects = (effects * self._scales()[:, None, None]).transpose(1, 0, 2).tolist()
-        ends = batch.firsts[1:] + [len(batch.strings)]
-        return [self._result(values, _explain(comment, batch.strings[first:end], [row[first:end] for row in weights], effect))
-                for comment, values, effect, first, end in zip(read, decisions.T.tolist(), effects, batch.firsts, ends)]
+        return [self._result(values, _explain(comment, [row[first:first + len(comment.words)] for row in weights], effect))
+                for comment, values, effect, first in zip(read, decisions.T.tolist(), effects, batch.firsts)]
 
     def _read(self, text: str) -> "_Comment":
         """The Python part of a comment's scoring: normalised, split into words, marked."""
         normalised = normalise(text)
+        # Normalised, punctuation is space and a symbol stands alone, so these are also the tokens the word block reads.
         words = _CHUNK.findall(normalised.text)
         listed = listed_positions(words, self._word_list)
-        # The word block splits punctuation from words; after normalisation, only an oddity could make the two differ.
-        tokens = None
-        if _TOKEN.findall(normalised.text) != words:
-            tokens = [(match.group(), *match.span()) for match in _TOKEN.finditer(normalised.text)]
-        return _Comment(normalised, words, tokens, listed, word_marks(text, normalised, words, listed))
+        return _Comment(normalised, words, listed, word_marks(text, normalised, words, listed))
 
     def _scales(self) -> np.ndarray:
         """Log-odds of each label's calibrated score per unit of decision value."""
@@ -220,7 +217,7 @@ class Scorer:
         lengths = np.array([len(columns) for columns in known], dtype=np.intp)
         starts = np.cumsum(lengths) - lengths  # where each distinct word's columns begin in `flat`
         flat = np.concatenate([*known, np.zeros(0, dtype=np.intp)])
-        per_entry = lengths[batch.word_ids] * batch.is_word
+        per_entry = lengths[batch.word_ids]
         begins = np.cumsum(per_entry) - per_entry  # where each entry's columns begin in the result
         positions = np.arange(per_entry.sum()) + np.repeat(starts[batch.word_ids] - begins, per_entry)
         return np.repeat(np.arange(len(per_entry)), per_entry), flat[positions]
@@ -237,7 +234,7 @@ class Scorer:
             return np.zeros((2, len(batch.comments)))
         index = self._vectors.index
         rows = np.array([index.get(word, -1) for word in batch.distinct], dtype=np.intp)[batch.word_ids]
-        entries = np.flatnonzero((rows >= 0) & batch.is_word)
+        entries = np.flatnonzero(rows >= 0)
         rows, comments = rows[entries], batch.comment_of[entries]
         counts = np.bincount(comments, minlength=len(batch.comments))
         if len(counts) == 1:  # the API's lone comment: setting up a sparse matrix would cost more than the sum
@@ -309,21 +306,18 @@ class _Comment:
 
     normalised: Normalised
     words: list[str]
-    tokens: list[tuple[str, int, int]] | None  # the word block's tokens and their spans, where they differ from the words
     listed: dict[str, list[int]]
     marks: list[str]
 
     def spans(self) -> list[tuple[int, int]]:
-        """Normalised spans of the words, then of any tokens: found again only for the comments an explanation shows."""
-        return [match.span() for match in _CHUNK.finditer(self.normalised.text)] + [span for _, *span in self.tokens or ()]
+        """Each word's span in the normalised text: found again only for comments whose explanation shows words."""
+        return [match.span() for match in _CHUNK.finditer(self.normalised.text)]
 
 
 class _Batch:
-    """The words of a batch of comments laid end to end ("entries"): each comment's words, then any tokens that differ.
+    """The words of a batch of comments laid end to end ("entries"), with the comment and distinct word of each.
 
-    Arrays by entry: the comment it belongs to, its distinct-word id, and whether it is a word
-    (the character, vector and marked-word blocks read words; the word block reads tokens).
-    The word block's tokens also run as one stream, with a separator before each comment.
+    For the word n-grams, the words also run as one stream with a separator before each comment.
     """
 
     def __init__(self, comments: list[_Comment]):
@@ -331,23 +325,16 @@ class _Batch:
         self.strings: list[str] = []
         self.firsts: list[int] = []  # each comment's first entry
         self.stream: list[str] = []
-        stream_entries, sizes, word_counts = [], [], []
+        stream_entries = []
         for comment in comments:
             first = len(self.strings)
             self.firsts.append(first)
             self.strings += comment.words
-            tokens, tokens_first = comment.words, first
-            if comment.tokens is not None:
-                tokens, tokens_first = [token for token, _, _ in comment.tokens], len(self.strings)
-                self.strings += tokens
             self.stream.append(_APART)
-            self.stream += tokens
+            self.stream += comment.words
             stream_entries.append(-1)
-            stream_entries += range(tokens_first, tokens_first + len(tokens))
-            sizes.append(len(self.strings) - first)
-            word_counts.append(len(comment.words))
-        self.comment_of = np.repeat(np.arange(len(comments)), sizes)
-        self.is_word = np.arange(len(self.strings)) - np.repeat(self.firsts, sizes) < np.repeat(word_counts, sizes)
+            stream_entries += range(first, len(self.strings))
+        self.comment_of = np.repeat(np.arange(len(comments)), [len(comment.words) for comment in comments])
         self.distinct = list(dict.fromkeys(self.strings))
         ids = {word: number for number, word in enumerate(self.distinct)}
         self.word_ids = np.fromiter(map(ids.__getitem__, self.strings), dtype=np.intp, count=len(self.strings))
@@ -374,15 +361,15 @@ def _checked_item(index: int, item, return_errors: bool):
         raise InputError(f"item {index}: {error}", error.field) from None
 
 
-def _explain(comment: _Comment, words: list[str], weights: list[list[float]], effects: list[list[float]]) -> dict:
+def _explain(comment: _Comment, weights: list[list[float]], effects: list[list[float]]) -> dict:
     """Per label, the words (and effects) that pushed the score up most, with spans in the original text.
 
-    `words` are the comment's entries and `weights` their push on each label, in log-odds of
-    the calibrated score. A word's weight is summed over its occurrences, all of which are
+    `weights` are each word's push on each label, and `effects` each effect term's, in log-odds
+    of the calibrated score. A word's weight is summed over its occurrences, all of which are
     highlighted; on a tie, the word seen first ranks first.
     """
     occurrences: dict[str, list[int]] = {}
-    for index, word in enumerate(words):
+    for index, word in enumerate(comment.words):
         # Function words weigh in n-grams ("les X sont des Y") but highlighting them tells a moderator nothing.
         if word in FUNCTION_WORDS:
             continue
