@@ -58,14 +58,14 @@ class WordList:
         """(index, entry) for every word that is, or starts a phrase that is, on the list."""
         found = []
         by_first = self._phrases_by_first
-        if self.words.isdisjoint(words) and by_first.keys().isdisjoint(words):
-            return found  # most comments: two set look-ups instead of two per word
+        listed, starting = self.words.intersection(words), by_first.keys() & set(words)
+        if not listed and not starting:
+            return found  # most comments: two set operations instead of two look-ups per word
         for index, word in enumerate(words):
-            if word in self.words:
+            if word in listed:
                 found.append((index, word))
-            for phrase in by_first.get(word, ()):
-                if tuple(words[index:index + len(phrase)]) == phrase:
-                    found.append((index, phrase))
+            if word in starting:
+                found.extend((index, phrase) for phrase in by_first[word] if tuple(words[index:index + len(phrase)]) == phrase)
         return found
 
     def positions(self, words: list[str]) -> list[int]:

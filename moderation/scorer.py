@@ -264,6 +264,8 @@ class Scorer:
         decisions = np.zeros((2, len(read)))
         credited = ([], [], [])  # entry, toxic, off_topic
         for number, comment in enumerate(read):
+            if not comment.marks:
+                continue
             counts = Counter(comment.marks)
             found = [(gram, (1.0 + math.log(count)) * self._marks[gram][0])
                      for gram, count in counts.items() if gram in self._marks]

@@ -2,6 +2,7 @@
 
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from moderation import corpora
 from moderation.splits import HELD_OUT_BATCHES
 
 from .conftest import ROOT, json_lines, resign, run_cli
@@ -78,6 +80,59 @@ def test_bad_lines_get_error_lines_and_their_neighbours_are_scored(models_dir):
     assert all(record["id"] == "ok" and "toxic" in record for record in output[0::2])
     for record, (_, message) in zip(output[1::2], bad_lines):
         assert message in record["error"], (message, record)
+
+
+def test_a_long_input_comes_back_in_order_with_each_bad_line_in_its_place(models_dir, scorer):
+    """More lines than one chunk holds: every line answered in order, the good ones as if scored alone."""
+    texts = corpora.load(["data"]).frame["text"].sample(600, random_state=2).tolist()
+    lines, expected = [], []
+    for number, text in enumerate(texts):
+        if number % 97 == 5:
+            lines.append(b"{broken")
+            expected.append(("not valid JSON", None))
+        elif number % 89 == 7:
+            lines.append(json.dumps({"id": number, "text": " "}).encode())
+            expected.append(("'text' is empty", number))
+        else:
+            article = {"title": "Sahel", "body": "Patrouilles communes à la frontière."} if number % 3 else None
+            lines.append(json.dumps({"id": number, "text": text, "article": article}, ensure_ascii=False).encode())
+            expected.append((scorer.score(text, article), number))
+    output = json_lines(run_cli("score", models_dir=models_dir, stdin=b"\n".join(lines) + b"\n", check=True).stdout)
+    assert len(output) == len(lines)
+    for record, (want, identifier) in zip(output, expected):
+        assert record["id"] == identifier
+        if isinstance(want, str):
+            assert want in record["error"]
+        else:
+            assert record["toxic"] == pytest.approx(want["toxic"], abs=1e-9)
+            assert record["off_topic"] == pytest.approx(want["off_topic"], abs=1e-9)
+            assert (record["explanation"], record["decision"]) == (want["explanation"], want["decision"])
+
+
+def test_a_byte_order_mark_is_read_on_the_first_line_only(models_dir):
+    bom = "\ufeff".encode()
+    stdin = bom + json.dumps({"id": 1, "text": "Bravo"}).encode() + b"\n" + bom + json.dumps({"id": 2, "text": "ok"}).encode() + b"\n"
+    output = json_lines(run_cli("score", models_dir=models_dir, stdin=stdin, check=True).stdout)
+    assert output[0]["id"] == 1 and "toxic" in output[0]
+    assert output[1]["id"] is None and "line 2 is not valid JSON" in output[1]["error"]
+
+
+def test_a_line_written_alone_is_answered_before_the_next_is_sent(models_dir):
+    """A program feeding comments one by one through a pipe gets each answer as soon as it is scored."""
+    env = dict(os.environ, MODERATION_MODELS_DIR=str(models_dir), MODERATION_SECRET_KEY="test-signing-key")
+    process = subprocess.Popen([sys.executable, "-m", "moderation", "score"], cwd=ROOT, env=env,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        for number in range(3):
+            process.stdin.write(json.dumps({"id": number, "text": "Bravo aux soldats"}).encode() + b"\n")
+            process.stdin.flush()
+            ready, _, _ = select.select([process.stdout], [], [], 120)
+            assert ready, f"no answer to line {number + 1} while the input stays open"
+            assert json.loads(process.stdout.readline())["id"] == number
+    finally:
+        process.stdin.close()
+        process.wait(timeout=120)
+        process.stdout.close()
 
 
 def test_surrogate_id_is_echoed_without_breaking_the_output(models_dir):

@@ -1,13 +1,16 @@
 """The fast scorer: same numbers as the saved pipelines, explanations that point at the right words."""
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from moderation import corpora
+from moderation import scorer as scorer_module
 from moderation.build import DEFAULT_CHECKS
 from moderation.evaluation import run_checks
-from moderation.features import char_wb_grams, normalise_context
+from moderation.features import TOKEN_PATTERN, char_wb_grams, normalise_context
 from moderation.policy import PUBLISH, REVIEW
 from moderation.scorer import Scorer
 from moderation.text import normalise_text
@@ -157,12 +160,54 @@ def test_a_friendly_reply_to_someone_is_not_flagged(scorer, reply):
     assert "toxic" not in scorer.score(reply, ARTICLE)["labels"]
 
 
-def test_score_many_keeps_order_and_equals_single_scores(scorer):
-    items = [{"text": "Bravo aux soldats"}, "Espèce de C0NN4RD", {"text": "ok", "article": ARTICLE}]
+def bulk_items() -> list:
+    """What a bulk import sends: comments with and without their article, threads that move, repeats, odd Unicode."""
+    frame = corpora.load(["data"]).frame.sample(150, random_state=11)
+    items = [{"text": row.text, "article": {"title": row.article_title, "body": row.article_body}}
+             if isinstance(row.article_title, str) and row.article_title else row.text for row in frame.itertuples()]
+    odd = ["😂😂😂", "!!!", "\u200bok\u200b", "e\u0301\u0301 ça", "ﬁnance Ｍａｌｉ Straße", "مرحبا بكم في الموقع", "12 34",
+           "x" * 5000, "s a l o p e", "« Personne ne dit que les X sont des Y »", "t'es pas un con", "Espèce de C0NN4RD!!",
+           "voir https://bet.example/a ou @Awa, +225 07 00 00 00 00", "fils de pute", "🐒🐒 singe"]
+    threads = [{"text": text, "article": dict(ARTICLE, comments=THREAD[start:start + 4])}
+               for start, text in enumerate(["Bravo aux soldats", "Les patrouilles communes, enfin", "ok", "la frontière"])]
+    return [*items[:60], *odd, *threads, *items[60:], *items[:10], *threads[:2], {"text": "ok", "article": ARTICLE}]
+
+
+def test_score_many_gives_what_score_gives_for_each_comment_in_order(scorer, monkeypatch):
+    monkeypatch.setattr(scorer_module, "BATCH_SIZE", 16)  # batches end mid-thread and between repeats
+    items = bulk_items()
     many = scorer.score_many(items)
-    assert many[0] == scorer.score("Bravo aux soldats")
-    assert many[1] == scorer.score("Espèce de C0NN4RD")
-    assert many[2] == scorer.score("ok", ARTICLE)
+    assert len(many) == len(items)
+    for item, batched in zip(items, many):
+        single = scorer.score(item) if isinstance(item, str) else scorer.score(item["text"], item.get("article"))
+        for label in ("toxic", "off_topic"):
+            assert batched[label] == pytest.approx(single[label], abs=1e-9), item
+        assert batched["explanation"] == single["explanation"], item
+        assert (batched["decision"], batched["labels"], batched["model_version"]) == \
+            (single["decision"], single["labels"], single["model_version"])
+
+
+def test_score_many_refuses_a_bad_item_by_its_place_or_keeps_the_error_there(scorer):
+    items = ["Bravo aux soldats", {"text": ""}, {"text": "ok", "article": "titre"}, 42, {"article": ARTICLE},
+             {"text": "Espèce de C0NN4RD", "article": ARTICLE}]
+    with pytest.raises(InputError, match=r"^item 1: 'text' is empty$"):
+        scorer.score_many(items)
+    results = scorer.score_many(items, return_errors=True)
+    assert [str(result) for result in results[1:5]] == [
+        "'text' is empty", "'article' must be an object, not str", "an item must be a string or an object with 'text', not int",
+        "'text' is required"]
+    assert all(isinstance(result, InputError) for result in results[1:5])
+    assert results[0] == scorer.score("Bravo aux soldats")
+    assert results[5] == scorer.score("Espèce de C0NN4RD", ARTICLE)
+    assert scorer.score_many([]) == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(min_size=1, max_size=40))
+def test_a_normalised_comment_has_the_same_words_for_every_block(text):
+    """The scorer splits a comment once: the word block's tokens must be the words the character block reads."""
+    normalised = normalise_text(text)
+    assert re.findall(TOKEN_PATTERN, normalised) == normalised.split()
 
 
 @pytest.mark.parametrize(("text", "article", "message"), [
