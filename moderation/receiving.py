@@ -273,10 +273,9 @@ def _receive(session: Session | Connection, scorer: Scorer, comments: list[Incom
     articles = _articles(connection, comments, recent or RecentArticles(0))
     refused = {one.id: UnknownArticle(one.article_id) for one in comments if one.article_id not in articles}
     batch = [one for one in comments if one.id not in refused]
-    current = storage.current(connection, [one.id for one in batch])
+    current, threads = storage.read(connection, [one.id for one in batch], {articles[one.article_id].id for one in batch})
     unchanged = _stored(connection, [one.id for one in batch if one.id in current and same_visible_text(current[one.id].text, one.text)])
     fresh = [one for one in batch if one.id not in unchanged]
-    threads = storage.threads(connection, {articles[one.article_id].id for one in fresh})
     site = site or settings.current(connection)
     revisions = [_new_revision(scorer, site, one, current.get(one.id), articles[one.article_id], threads, now) for one in fresh]
     for revision in revisions:

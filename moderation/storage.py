@@ -1,11 +1,11 @@
 """The statements receiving runs for every batch: the comments as stored, their threads, and the rows the batch adds.
 
-On PostgreSQL they are SQL written once and run straight on psycopg's cursor: SQLAlchemy's
-execute costs about three times a round trip to the server here, and a comment is answered
-with three of them. One statement writes all a batch adds (new comments, revisions, scores,
-the model's decisions, webhook events), its WITH clauses chained by RETURNING. Elsewhere
-(SQLite, in the same process) the same reads and one INSERT per table go through SQLAlchemy
-Core. Errors reach the caller as SQLAlchemy's, so retries and a dropped connection are
+On PostgreSQL they are SQL written once and run straight on psycopg's cursor (SQLAlchemy's
+execute costs about three times a round trip to the server here): one statement reads the
+comments and their articles' threads, and one writes all a batch adds (new comments,
+revisions, scores, the model's decisions, webhook events), its WITH clauses chained by
+RETURNING. Elsewhere (SQLite, in the same process) the same reads and one INSERT per table
+go through SQLAlchemy Core. Errors reach the caller as SQLAlchemy's, so retries and a dropped connection are
 handled the same on both.
 """
 
@@ -30,10 +30,14 @@ CURRENT_COLUMNS = ("id", "external_id", "text", "revision", "status", "decided_b
 _CURRENT = select(*(COMMENTS.c[name] for name in CURRENT_COLUMNS)) \
     .where(COMMENTS.c.external_id.in_(bindparam("ids", expanding=True))) \
     .execution_options(**{STAGE_OPTION: "sql select comments by id"})
-_CURRENT_SQL = f"SELECT {', '.join(CURRENT_COLUMNS)} FROM comments WHERE external_id = ANY(%(ids)s)"
-_THREADS_SQL = f"""SELECT t.article_id, t.id, t.text FROM unnest(%(articles)s::integer[]) AS a(id) CROSS JOIN LATERAL (
-    SELECT article_id, id, text, received_at FROM comments WHERE article_id = a.id AND status = '{PUBLISHED}'
-    ORDER BY received_at DESC LIMIT {THREAD_COMMENTS + 1}) AS t ORDER BY t.article_id, t.received_at DESC, t.id DESC"""
+_THREAD_SQL = f"""SELECT article_id, id, text, received_at FROM comments WHERE article_id = a.id AND status = '{PUBLISHED}'
+    ORDER BY received_at DESC LIMIT {THREAD_COMMENTS + 1}"""
+_READ_SQL = f"""SELECT false AS thread, {', '.join(CURRENT_COLUMNS)}, NULL::integer AS article_id, NULL::timestamptz AS received_at
+FROM comments WHERE external_id = ANY(%(ids)s)
+UNION ALL
+SELECT true, t.id, NULL, t.text, NULL, NULL, NULL, NULL, t.article_id, t.received_at
+FROM unnest(%(articles)s::integer[]) AS a(id) CROSS JOIN LATERAL ({_THREAD_SQL}) AS t
+ORDER BY thread, article_id, received_at DESC, id DESC"""
 _INSERTS = {table.name: insert(table).returning(table.c.id, sort_by_parameter_order=True)
             for table in (COMMENTS, REVISIONS, SCORES, DECISIONS)}
 # The columns each part of a new revision fills; the ids that tie the parts together are found while writing.
@@ -64,36 +68,31 @@ class NewRows:
     event: dict | None
 
 
-def current(connection: Connection, external_ids: list[str]) -> dict:
-    """The comments with these ids as they stand (CURRENT_COLUMNS), by external id."""
-    if not external_ids:
-        return {}
-    if _on_postgresql(connection):
-        rows = _run(connection, _CURRENT_SQL, {"ids": external_ids}, "sql select comments by id")
-    else:
-        rows = connection.execute(_CURRENT, {"ids": external_ids})
-    return {row.external_id: row for row in rows}
+def read(connection: Connection, external_ids: list[str], article_ids: set[int]) -> tuple[dict, dict[int, list[tuple[int, str]]]]:
+    """The comments with these ids as they stand (CURRENT_COLUMNS, by external id), and these articles' threads.
 
-
-def threads(connection: Connection, article_ids: set[int]) -> dict[int, list[tuple[int, str]]]:
-    """Each article's latest published comments, newest first, as (id, text): on-topic context for the off_topic score.
-
-    One more than a thread holds, so that an edited comment can leave itself out; one indexed,
-    limited read per article, sent as one statement.
+    A thread is the article's latest published comments, newest first, as (id, text): the
+    off_topic score's context; one more than a thread holds, so that an edited comment can
+    leave itself out. On PostgreSQL both come in one round trip.
     """
-    if not article_ids:
-        return {}
-    found: dict[int, list[tuple[int, str]]] = {}
+    current: dict = {}
+    threads: dict[int, list[tuple[int, str]]] = {}
     if _on_postgresql(connection):
-        for row in _run(connection, _THREADS_SQL, {"articles": sorted(article_ids)}, "sql select threads"):
-            found.setdefault(row.article_id, []).append((row.id, row.text))
-        return found
-    wanted = {f"article_{index}": article_id for index, article_id in enumerate(sorted(article_ids))}
-    newest_first = sorted(connection.execute(_threads_statement(len(wanted)), wanted), key=lambda row: (row.received_at, row.id),
-                          reverse=True)
-    for row in newest_first:
-        found.setdefault(row.article_id, []).append((row.id, row.text))
-    return found
+        for row in _run(connection, _READ_SQL, {"ids": external_ids, "articles": sorted(article_ids)}, "sql select comments and threads"):
+            if row.thread:
+                threads.setdefault(row.article_id, []).append((row.id, row.text))
+            else:
+                current[row.external_id] = row
+        return current, threads
+    if external_ids:
+        current = {row.external_id: row for row in connection.execute(_CURRENT, {"ids": external_ids})}
+    if article_ids:
+        wanted = {f"article_{index}": article_id for index, article_id in enumerate(sorted(article_ids))}
+        newest_first = sorted(connection.execute(_threads_statement(len(wanted)), wanted), key=lambda row: (row.received_at, row.id),
+                              reverse=True)
+        for row in newest_first:
+            threads.setdefault(row.article_id, []).append((row.id, row.text))
+    return current, threads
 
 
 @lru_cache(maxsize=None)
