@@ -1,16 +1,18 @@
 """Bulk scoring speed: Scorer.score_many and the score command against the model's own Pipeline.predict_proba.
 
-Usage: python benchmarks/bench_bulk.py [--model VERSION] [--comments 5000] [--rounds 3] [--lines 1000000] [--png bulk.png]
+Usage: python benchmarks/bench_bulk.py [--model VERSION] [--comments 5000] [--rounds 3] [--turn 1000] [--lines 1000000]
+                                      [--png bulk.png]
 Trains nothing: it loads a model from MODERATION_MODELS_DIR (default models/); train one first
 with `python -m moderation train --data data --activate`.
 
-In one process, on the same comments: both labels' Pipeline.predict_proba on the whole batch
-(the baseline, with the rows bench_scoring.py gives it), the one-at-a-time loop over
-Scorer.score, and Scorer.score_many. A shared machine's speed moves, so the three take turns,
-round after round, first with Python's collector as it is, then with the loaded model frozen
-out of its sight (gc.freeze, as the score command does). Then the score command end to end on
-a generated file of JSON lines (data/ rows, repeated): lines per second and the command's peak
-memory, on a tenth of the lines and on all of them, to show memory stays flat.
+In one process, on the same comments: both labels' Pipeline.predict_proba (the baseline,
+with the rows bench_scoring.py gives it), the one-at-a-time loop over Scorer.score, and
+Scorer.score_many. A shared machine's speed moves, so the three take turns on a thousand
+comments at a time, round after round, first with Python's collector as it is, then with the
+loaded model frozen out of its sight (gc.freeze, as the score command does). Then the score
+command end to end on a generated file of JSON lines (data/ rows, repeated): lines per second
+and the command's peak memory, on a tenth of the lines and on all of them, to show memory
+stays flat.
 """
 
 import argparse
@@ -53,30 +55,34 @@ def baseline_rows(items: list[dict]) -> list:
     return rows
 
 
-def run_paths(scorer, items: list[dict], rows: list) -> tuple[dict[str, float], list, list]:
-    """Seconds each path takes on the whole batch, and the single and batched results."""
-    seconds, single, many = {}, [], []
-    for name in PATHS:
-        started = time.perf_counter()
-        if name == PATHS[0]:
-            for label in LABELS:
-                scorer.pipelines[label].predict_proba(rows)
-        elif name == PATHS[1]:
-            single = [scorer.score(item["text"], item["article"]) for item in items]
-        else:
-            many = scorer.score_many(items)
-        seconds[name] = time.perf_counter() - started
+def run_round(scorer, items: list[dict], rows: list, number: int, turn: int) -> tuple[dict[str, float], list, list]:
+    """Seconds each path takes on the whole batch, taking turns on `turn` comments at a time; the single and batched results."""
+    seconds, single, many = dict.fromkeys(PATHS, 0.0), [], []
+    for start in range(0, len(items), turn):
+        first = (start // turn + number) % len(PATHS)  # who goes first changes from turn to turn
+        for name in PATHS[first:] + PATHS[:first]:
+            started = time.perf_counter()
+            if name == PATHS[0]:
+                for label in LABELS:
+                    scorer.pipelines[label].predict_proba(rows[start:start + turn])
+            elif name == PATHS[1]:
+                single += [scorer.score(item["text"], item["article"]) for item in items[start:start + turn]]
+            else:
+                many += scorer.score_many(items[start:start + turn])
+            seconds[name] += time.perf_counter() - started
     return seconds, single, many
 
 
-def report_rounds(scorer, items: list[dict], rounds: int, collector: str) -> tuple[list[dict], list, list]:
+def report_rounds(scorer, items: list[dict], rounds: int, turn: int, collector: str) -> tuple[list[dict], list, list]:
     """Each round's comments per second and ratios; the median ratios across rounds."""
     rows = baseline_rows(items)
-    print(f"\ncollector {collector}; {len(items)} comments ({sum(1 for item in items if item['article'])} with their article)")
+    with_article = sum(1 for item in items if item["article"])
+    print(f"\ncollector {collector}; {len(items)} comments ({with_article} with their article), the paths taking turns "
+          f"on {turn} at a time")
     print(f"{'round':<6}" + "".join(f"{name:>36}" for name in PATHS) + f"{'many/pipeline':>15}{'many/one':>10}")
     measured = []
     for number in range(1, rounds + 1):
-        seconds, single, many = run_paths(scorer, items, rows)
+        seconds, single, many = run_round(scorer, items, rows, number, turn)
         measured.append(seconds)
         rates = "".join(f"{len(items) / seconds[name]:>29,.0f} /s    " for name in PATHS)
         print(f"{number:<6}{rates}{seconds[PATHS[0]] / seconds[PATHS[2]]:>14.2f}x{seconds[PATHS[1]] / seconds[PATHS[2]]:>9.2f}x")
@@ -157,6 +163,7 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     parser.add_argument("--comments", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--turn", type=int, default=1000, help="comments each path scores before the next takes its turn")
     parser.add_argument("--lines", type=int, default=1_000_000, help="lines for the score command (0 to skip it)")
     parser.add_argument("--png", type=Path, default=None)
     args = parser.parse_args()
@@ -169,9 +176,9 @@ def main() -> None:
     scorer.score_many(items[:300])
     for label in LABELS:
         scorer.pipelines[label].predict_proba(baseline_rows(items[:300]))
-    as_is, _, _ = report_rounds(scorer, items, args.rounds, "as it is")
+    as_is, _, _ = report_rounds(scorer, items, args.rounds, args.turn, "as it is")
     gc.freeze()
-    frozen, single, many = report_rounds(scorer, items, args.rounds, "with the loaded model frozen (gc.freeze)")
+    frozen, single, many = report_rounds(scorer, items, args.rounds, args.turn, "with the loaded model frozen (gc.freeze)")
     gc.unfreeze()
     report_agreement(scorer, items, single, many)
     cli = report_cli(args.lines, args.model) if args.lines else []

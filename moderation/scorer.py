@@ -121,7 +121,7 @@ class Scorer:
         return self._score_batch([_checked(text, article)])[0]
 
     def score_many(self, items, return_errors: bool = False) -> list:
-        """What `score` gives for each item, in order, scored in batches: many times faster than one at a time.
+        """What `score` gives for each item, in order, scored in batches: about twice as fast as one at a time.
 
         Items are plain strings or dicts with "text" and optional "article". An invalid item
         raises its InputError, saying which item, before anything is scored; with
@@ -344,7 +344,7 @@ class _Batch:
 
 
 def _checked(text, article) -> tuple[str, str, str]:
-    """A comment's text, article text and thread text, or the InputError that says what is wrong."""
+    """A comment's text, article text and thread text; an InputError says what is wrong with them."""
     check_text(text)
     return (text, *check_article(article))
 
