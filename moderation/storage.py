@@ -5,8 +5,8 @@ execute costs about three times a round trip to the server here): one statement 
 comments and their articles' threads, and one writes all a batch adds (new comments,
 revisions, scores, the model's decisions, webhook events), its WITH clauses chained by
 RETURNING. Elsewhere (SQLite, in the same process) the same reads and one INSERT per table
-go through SQLAlchemy Core. Errors reach the caller as SQLAlchemy's, so retries and a dropped connection are
-handled the same on both.
+go through SQLAlchemy Core. Errors reach the caller as SQLAlchemy's, so retries and a dropped
+connection are handled the same on both.
 """
 
 import json
@@ -174,7 +174,7 @@ def _one_statement() -> str:
     def values(part: str) -> str:
         return ", ".join(f"b.{part}_{name}" for name in COLUMNS[part])
 
-    sql = f"""
+    return f"""
 WITH b AS (SELECT * FROM json_to_recordset(%(rows)s::json) AS b({fields})),
 new_comments AS (
     INSERT INTO comments ({names("c")}) SELECT {values("c")} FROM b WHERE b.comment_id IS NULL ORDER BY b.k
@@ -199,7 +199,6 @@ new_events AS (
     WHERE b.event IS NOT NULL ORDER BY d.id, c.id)
 SELECT ids.k, ids.comment_id, s.id AS score_id
 FROM ids JOIN new_revisions v ON v.comment_id = ids.comment_id JOIN new_scores s ON s.revision_id = v.id"""
-    return sql
 
 
 def _on_postgresql(connection: Connection) -> bool:
