@@ -179,8 +179,8 @@ def receive_comments(session: Session | Connection, scorer: Scorer, incomings: l
                      site: settings.SiteSettings | None = None, recent: RecentArticles | None = None) -> list[Received | Exception]:
     """Receive many comments in one transaction; each gets what became of it, or the error refusing it, in order.
 
-    One transaction and about ten statements for the lot, whatever their number: this is how a
-    busy site's comments (and the batch endpoint's) are stored at the rate they come. A comment
+    One transaction and a few statements for the lot, whatever their number (on PostgreSQL a
+    read and a write: `storage`): this is how a busy site's comments (and the batch endpoint's) are stored at the rate they come. A comment
     that makes the transaction fail fails alone: the others are received again without it. Only
     a database that cannot be reached fails them all (raised). `site` is the settings in force
     when the caller has them at hand; they are read otherwise. `recent` spares reading articles
@@ -265,9 +265,8 @@ def _receive(session: Session | Connection, scorer: Scorer, comments: list[Incom
              site: settings.SiteSettings | None, recent: RecentArticles | None) -> list[Received | InputError]:
     """The body of receive_comments for comments with distinct ids, inside its transaction.
 
-    Core statements, each for the whole batch, on the session's connection (or the connection
-    given) rather than through the ORM: this runs for every comment a site sends, and the ORM's
-    bookkeeping cost more than scoring the comment.
+    Statements for the whole batch (`storage`'s), on the session's connection (or the
+    connection given), never through the ORM: this runs for every comment a site sends.
     """
     connection = session.connection() if isinstance(session, Session) else session
     articles = _articles(connection, comments, recent or RecentArticles(0))
@@ -351,7 +350,7 @@ class _NewRevision:
             "language": self.incoming.language or None}
         placed = self.standing.placed_by_model
         return storage.NewRows(
-            comment_id=None if self.current is None else self.current.id, comment=comment,
+            comment_id=self.comment_id, comment=comment,
             revision={"number": self.number, "text": self.incoming.text, "received_at": now},
             score={"model_version": model_version, "toxic": self.scores["toxic"], "off_topic": self.scores["off_topic"],
                    "labels": self.model.labels, "explanation": self.explanation, "decision": self.model.decision, "created_at": now},
