@@ -111,7 +111,7 @@ class _Builder:
     def add_folded(self, original: str, start: int, end: int) -> None:
         """Append the folded form of original[start:end], one original character at a time."""
         segment = original[start:end]
-        if segment.isascii() and segment.isprintable():  # most comments: folded, each character is itself in lower case
+        if segment.isascii() and segment.isprintable():  # most comments: folding printable ASCII is lower-casing
             folded = segment.lower()
         else:
             folded = [_fold_char(char) for char in segment]
