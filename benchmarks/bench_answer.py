@@ -18,7 +18,6 @@ import argparse
 import cProfile
 import pstats
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from bench_bulk import machine  # noqa: E402
 from load_api import DEFAULT_SERVER, active_scorer, api_requests, corpus, reference_ms  # noqa: E402
 from scratch import scratch_database  # noqa: E402
 
@@ -64,13 +64,6 @@ def stage_cpu() -> dict[str, float]:
     timings.flush()
     return {sample.labels["stage"]: sample.value for family in timings.REGISTRY.collect() for sample in family.samples
             if sample.name == "palabre_stage_cpu_seconds_total"}
-
-
-def machine() -> str:
-    """nproc and the CPU model."""
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), "unknown CPU")
-    return f"nproc {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()}, {model}"
 
 
 def main() -> None:
