@@ -13,7 +13,7 @@ import click
 import numpy as np
 from sqlalchemy import select
 
-from . import corpora, webhooks
+from . import corpora, history, webhooks
 from .api.clients import create_client
 from .auth.models import MIN_PASSWORD, MODERATOR, ROLES, User, username_problem
 from .build import DEFAULT_CHECKS, Progress, build
@@ -289,6 +289,24 @@ def demo_command():
     with database.session() as session:
         count = load_demo(session, _registry().load(), utcnow(), Progress(lambda line: click.echo(line, err=True)))
     click.echo(f"demo: {count} comments received")
+
+
+@main.command("import")
+@click.argument("path", type=click.Path(path_type=Path))
+@_fail_clearly
+def import_command(path):
+    """Import a site's past moderation (CSV, TSV or JSON lines: text with labels or a decision) for the refresh."""
+    read = history.read(path)
+    database = Database()
+    database.upgrade()
+    with database.session() as session:
+        imported = history.store(session, read)
+        session.commit()
+    if imported.earlier is not None:
+        click.echo(f"{path} was imported on {imported.earlier.imported_at:%Y-%m-%d %H:%M} UTC ({imported.earlier.rows} comments, "
+                   "same sha256): nothing imported")
+        return
+    click.echo(f"imported {path} ({read.format}): {read.summary()}")
 
 
 @main.command("create-client")
