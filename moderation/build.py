@@ -5,6 +5,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
+
 from . import corpora, report
 from .corpora import LABELS
 from .evaluation import evaluate, run_checks
@@ -43,12 +45,22 @@ class Progress:
         self.echo(f"[{time.monotonic() - self.started:6.1f}s] {message}")
 
 
-def build(data_paths, registry: Registry, checks_path: Path | None = DEFAULT_CHECKS, progress=lambda m: None) -> Built:
-    """Train a new version from data files and save it with its metrics, checks and report."""
+def build(data_paths, registry: Registry, checks_path: Path | None = DEFAULT_CHECKS, progress=lambda m: None,
+          site: list[corpora.Source] = (), judge=None) -> Built:
+    """Train a new version from data files (and a site's own rows) and save it with its metrics, checks and report.
+
+    `site` sources (the refresh's, see feedback.py) are learnt from but never held out by `splits`.
+    `judge(model, held_out, holdout_metrics, checks)` returns what the refresh made of the new version,
+    stored (signed) in its metadata under "refresh".
+    """
     dataset = corpora.load(data_paths)
     for note in dataset.skipped:
         progress(f"skipped {note}")
     progress(f"loaded {len(dataset.frame)} comments from {len(dataset.sources)} files")
+    if site:
+        dataset = corpora.Dataset(pd.concat([dataset.frame, *(source.frame for source in site)], ignore_index=True),
+                                  [*dataset.sources, *site], dataset.skipped)
+        progress(f"with {sum(len(source.frame) for source in site)} of the site's own comments")
     model = train(dataset, progress)
 
     held_out = dataset.frame[holdout_mask(dataset.frame)].reset_index(drop=True)
@@ -75,6 +87,8 @@ def build(data_paths, registry: Registry, checks_path: Path | None = DEFAULT_CHE
         "reject_suggestions": model.reject_suggestions,
         "checks": checks,
     }
+    if judge is not None:
+        metadata["refresh"] = judge(model, held_out, holdout_metrics, checks)
     holdout = {
         label: (held_out.loc[held_out[label].notna(), label].to_numpy(int), probabilities[label][held_out[label].notna().to_numpy()])
         for label in LABELS

@@ -13,7 +13,7 @@ import click
 import numpy as np
 from sqlalchemy import select
 
-from . import corpora, history, webhooks
+from . import corpora, history, refresh, webhooks
 from .api.clients import create_client
 from .auth.models import MIN_PASSWORD, MODERATOR, ROLES, User, username_problem
 from .build import DEFAULT_CHECKS, Progress, build
@@ -307,6 +307,30 @@ def import_command(path):
                    "same sha256): nothing imported")
         return
     click.echo(f"imported {path} ({read.format}): {read.summary()}")
+
+
+@main.command("refresh")
+@click.option("--data", "data", multiple=True, type=click.Path(path_type=Path), default=[Path("data")], show_default=True,
+              help="Data files or folders learnt from beside the site's own decisions and history.")
+@click.option("--checks", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=DEFAULT_CHECKS, show_default=True,
+              help="Must-flag / must-pass examples the candidate has to pass.")
+@click.option("--dry-run", is_flag=True, help="Train and judge a candidate, save it with its verdict, activate nothing.")
+@_fail_clearly
+def refresh_command(data, checks, dry_run):
+    """Retrain on data/ and the moderators' decisions; promote the candidate only if it is not worse."""
+    database = Database()
+    database.upgrade()
+    try:
+        outcome = refresh.refresh(database, _registry(), data, checks, dry_run,
+                                  Progress(lambda line: click.echo(line, err=True)))
+    except refresh.Busy as busy:
+        click.echo(f"{busy}: nothing done")
+        return
+    verdict = ("promoted: now active" if outcome.promoted else "passed, not activated (dry run)" if outcome.passed
+               else f"kept {outcome.active_before or 'no model'} active")
+    click.echo(f"candidate {outcome.version}: {verdict}")
+    for reason in outcome.reasons:
+        click.echo(f"  {reason}")
 
 
 @main.command("create-client")

@@ -199,7 +199,7 @@ def _row(path: Path, line: int, record: dict) -> dict:
         decision = _choice(record.get("decision", record.get("status")), DECISIONS, "decision")
         reason = _choice(record.get("reason"), {**{name: name for name in REASONS}, **REASON_ALIASES}, "reason")
         labels = {label: _choice(record.get(label), BINARY, label) for label in LABELS}
-        for label, value in _labels_from(decision, reason).items():
+        for label, value in labels_of(decision, reason).items():
             if labels[label] is None:
                 labels[label] = value
         optional = {name: check_optional_text(_text_or_none(record.get(name)), name, limit) for name, limit in OPTIONAL.items()}
@@ -240,7 +240,7 @@ def _choice(value, allowed: dict, field: str):
     return allowed[key]
 
 
-def _labels_from(decision: str | None, reason: str | None) -> dict:
+def labels_of(decision: str | None, reason: str | None) -> dict:
     """What a decision says of the labels when the file does not give them.
 
     Published: neither toxic nor off-topic. Rejected as off-topic or spam: off-topic, toxicity

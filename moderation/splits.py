@@ -19,6 +19,8 @@ HOLDOUT_SHARE = 0.2
 HELD_OUT_BATCHES = ("sport", "site")
 # Only files of a folder of this name are writing batches; public corpora are split by row.
 BATCH_FOLDER = "comments"
+# A site's own rows (its moderators' decisions, its imported history) are judged by the refresh's split in time, not here.
+SITE_ROWS = "site:"
 
 
 def _fraction(key: str, salt: str) -> float:
@@ -49,4 +51,5 @@ def article_holdout_mask(frame: pd.DataFrame) -> np.ndarray:
 
 def holdout_mask(frame: pd.DataFrame) -> np.ndarray:
     """Rows that no model trained by this project ever learns from: held-out articles and held-out batches."""
-    return article_holdout_mask(frame) | frame["file"].isin(holdout_batches(frame)).to_numpy()
+    held_out = article_holdout_mask(frame) | frame["file"].isin(holdout_batches(frame)).to_numpy()
+    return held_out & ~frame["file"].str.startswith(SITE_ROWS).to_numpy(dtype=bool)

@@ -29,8 +29,9 @@ THRESHOLD_FOLDS = 3
 # they lift held-out FTR from 0.61 to 0.78 ROC-AUC; more weight teaches "a group's name = toxic" (at MLMA 0.25 and
 # FTR 0.5, identity mentions, counter-speech and denials failed the checks). The English corpora stay at 0: at 0.05
 # to 0.2 they failed English counter-speech, quotes and untargeted swearing. CyberAgression (non-commercial) is only
-# ever passed by hand. A "format/language" entry overrides its format's weight for rows in that language.
-SOURCE_WEIGHTS = {"canonical": 1.0, "mlma": 0.15, "mlma/en": 0.0, "ftr": 0.15, "toxic_spans": 0.0, "davidson": 0.0,
+# ever passed by hand. A "format/language" entry overrides its format's weight for rows in that language. A site's own
+# rows ("site", from the refresh) carry their own weights in a `row_weight` column (see feedback.py).
+SOURCE_WEIGHTS = {"canonical": 1.0, "site": 1.0, "mlma": 0.15, "mlma/en": 0.0, "ftr": 0.15, "toxic_spans": 0.0, "davidson": 0.0,
                   "jigsaw": 0.25, "cyberagression": 0.25}
 # Measured on, never trained on: a score on rows the model has seen says nothing.
 BENCHMARK_FORMATS = frozenset({"hateday"})
@@ -250,6 +251,8 @@ def train(dataset: Dataset, progress=lambda message: None) -> TrainedModel:
     frame = dataset.frame[~holdout_mask(dataset.frame)].reset_index(drop=True)
     progress(f"{len(frame)} training rows ({len(dataset.frame) - len(frame)} held out)")
     frame["weight"] = sample_weights(frame, formats)
+    if "row_weight" in frame:
+        frame["weight"] *= frame["row_weight"].fillna(1.0).to_numpy(dtype=float)
     unweighted = sorted(set(frame.loc[frame["weight"] == 0, "file"]))
     if unweighted:
         progress(f"left out at weight 0: {', '.join(unweighted)}")
@@ -265,8 +268,8 @@ def train(dataset: Dataset, progress=lambda message: None) -> TrainedModel:
     context_features = ContextFeatures().fit(normalised)
     progress(f"vocabulary: {len(text_features.word_.vocabulary_)} words, {len(text_features.char_.vocabulary_)} character n-grams")
     feature_steps = {"toxic": text_features, "off_topic": FeatureUnion([("text", text_features), ("context", context_features)])}
-    # Thresholds are judged on news comments when there are any, not on keyword-collected tweets.
-    news = (frame["file"].map(formats) == "canonical").to_numpy()
+    # Thresholds are judged on news comments (data/ and the site's own) when there are any, not on keyword-collected tweets.
+    news = frame["file"].map(formats).isin(("canonical", "site")).to_numpy()
 
     pipelines, thresholds, suggestions = {}, {}, {}
     for label in LABELS:

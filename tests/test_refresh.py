@@ -1,0 +1,173 @@
+"""The weekly refresh with real training (on a few files of data/, to stay quick): the gate, the time split, the lock, a kill."""
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+from sqlalchemy import select
+
+from moderation import feedback, refresh
+from moderation.build import build
+from moderation.comments.models import PUBLISHED, REJECTED, Comment
+from moderation.history import HistoryComment, HistoryImport
+from moderation.receiving import receive_comments
+from moderation.registry import Registry
+from moderation.service import decide
+
+from .conftest import ROOT, TEST_KEY, add_user, incoming
+
+SMALL_FILES = ("partis", "insultes", "horssujet", "politique", "economie")
+START = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
+CODED = "kpatoglo"  # a site's new insult, unknown to data/: its moderators teach it
+SUBJECTS = ["le ministre", "le maire", "ce député", "le préfet", "ce conseiller", "le porte-parole", "ce directeur", "le gouverneur"]
+CLAIMS = ["a encore menti sur le budget du référendum", "ne comprend rien à la Constitution", "bloque le vote depuis des mois",
+          "parle du calendrier électoral sans l'avoir lu", "promet des routes avant chaque vote", "défend le projet de Constitution"]
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory):
+    """A few files of data/ and its articles: enough to train a real model in seconds."""
+    folder = tmp_path_factory.mktemp("small-data")
+    (folder / "comments").mkdir()
+    for name in SMALL_FILES:
+        shutil.copy(ROOT / "data" / "comments" / f"{name}.csv", folder / "comments")
+    shutil.copytree(ROOT / "data" / "articles", folder / "articles")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def small_registry(small_data, tmp_path_factory):
+    """A registry holding one model trained on the small data, active."""
+    registry = Registry(tmp_path_factory.mktemp("small-models"))
+    registry.activate(build([small_data], registry, checks_path=None).version)
+    return registry
+
+
+@pytest.fixture
+def registry(small_registry, tmp_path):
+    """A copy of the small registry for one test to change."""
+    shutil.copytree(small_registry.root, tmp_path / "models")
+    return Registry(tmp_path / "models")
+
+
+def moderate(database, registry, decisions: list[tuple[str, str, str | None]]) -> None:
+    """The site sends each comment, then a moderator decides it (status, reason), a minute after the one before."""
+    with database.session() as session:
+        moderator = add_user(session, f"mod{random.random():.8f}", "moderator", password_hash="unused")
+        comments = [incoming(f"site-{number}", text, created_at=START + timedelta(minutes=number))
+                    for number, (text, _, _) in enumerate(decisions)]
+        received = receive_comments(session, registry.load(), comments, now=START)
+        assert all(not isinstance(one, Exception) for one in received)
+        for number, (result, (_, status, reason)) in enumerate(zip(received, decisions)):
+            decide(session, result.comment.id, moderator, status, reason, now=START + timedelta(minutes=number))
+
+
+def coded_insults(count: int, seed: int = 5) -> list[tuple[str, str, str | None]]:
+    """Comments on the referendum, half calling someone a kpatoglo (rejected as toxic), half not (published), mixed in time."""
+    rng = random.Random(seed)
+    decisions = []
+    for number in range(count):
+        subject, claim = rng.choice(SUBJECTS), rng.choice(CLAIMS)
+        if number % 2:
+            decisions.append((f"{subject.capitalize()} {claim}, ce {CODED}.", REJECTED, "toxic"))
+        else:
+            decisions.append((f"{subject.capitalize()} {claim}, c'est dommage.", PUBLISHED, None))
+    return decisions
+
+
+def test_a_candidate_that_learnt_the_sites_new_insult_is_promoted(database, small_data, registry):
+    before = registry.active()
+    moderate(database, registry, coded_insults(240))
+    outcome = refresh.refresh(database, registry, [small_data], checks_path=None)
+    assert outcome.promoted and registry.active() == outcome.version != before, outcome.reasons
+    comparison = outcome.comparison["recent"]
+    assert comparison["candidate"]["toxic"]["pr_auc"] > comparison["active"]["toxic"]["pr_auc"] + 0.1
+    assert registry.load().score(f"Le préfet bloque le vote depuis des mois, ce {CODED}.")["toxic"] > \
+        registry.load(before).score(f"Le préfet bloque le vote depuis des mois, ce {CODED}.")["toxic"]
+    stored = registry.verify(outcome.version)["refresh"]
+    assert stored["promoted"] and stored["active_before"] == before and stored["recent_rows"] == 48
+
+
+def test_a_candidate_taught_the_opposite_of_data_is_refused_and_the_active_model_stays(database, small_data, registry):
+    before = registry.active()
+    insults = pd.read_csv(ROOT / "data" / "comments" / "harassment.csv")
+    clean = pd.read_csv(ROOT / "data" / "comments" / "humain.csv")
+    flipped = [(text, PUBLISHED, None) for text in insults.loc[insults["toxic"] == 1, "text"].head(150)]
+    flipped += [(text, REJECTED, "toxic") for text in clean.loc[clean["toxic"] == 0, "text"].head(150)]
+    random.Random(3).shuffle(flipped)
+    moderate(database, registry, flipped)
+    outcome = refresh.refresh(database, registry, [small_data], checks_path=None)
+    assert not outcome.promoted and registry.active() == before
+    assert any("toxic PR-AUC on the data/ holdout" in reason for reason in outcome.reasons), outcome.reasons
+    assert outcome.version in {entry["version"] for entry in registry.versions()}, "the refused candidate is kept, with its verdict"
+    assert registry.verify(outcome.version)["refresh"]["promoted"] is False
+
+
+def test_the_time_split_never_learns_from_a_decision_as_new_as_those_it_is_judged_on(database, registry):
+    moderate(database, registry, coded_insults(50))
+    with database.session() as session:
+        record = HistoryImport(file_name="later.csv", sha256="0" * 64, format="history", rows=2)
+        session.add(record)
+        session.flush()
+        session.add_all([HistoryComment(import_id=record.id, text="écrit après la coupure", toxic=1.0,
+                                        created_at=START + timedelta(days=30)),
+                         HistoryComment(import_id=record.id, text="sans date", toxic=0.0)])
+        session.commit()
+        rows = feedback.gather(session)
+    split = feedback.split_by_time(rows)
+    assert len(split.recent) == 10 and split.cut == START + timedelta(minutes=40)
+    assert split.train["at"].dropna().max() < split.cut <= split.recent["at"].min()
+    assert not set(split.recent["source"]) & set(split.train["source"]), "no comment is on both sides"
+    assert "écrit après la coupure" not in set(split.train["text"]) and "sans date" in set(split.train["text"])
+    ages = pd.DataFrame({"at": [split.cut - timedelta(days=365), split.cut, split.cut], "override": [False, False, True]})
+    year_old, confirmed, overridden = feedback.weights(ages, split.cut)
+    assert year_old < confirmed < overridden, "newer decisions, and overrides above all, weigh more"
+
+
+def run_refresh(database_url: str, models: str, data, *options) -> subprocess.Popen:
+    """`python -m moderation refresh` as cron would start it."""
+    env = dict(os.environ, MODERATION_DATABASE_URL=database_url, MODERATION_MODELS_DIR=models, MODERATION_SECRET_KEY=TEST_KEY)
+    return subprocess.Popen([sys.executable, "-m", "moderation", "refresh", "--data", str(data), *options], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_a_second_refresh_started_meanwhile_says_so_and_exits_without_training(database, database_url, small_data, registry):
+    versions = registry.versions()
+    with refresh.one_at_a_time(database):
+        process = run_refresh(database_url, str(registry.root), small_data)
+        out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err.decode()
+    assert "another refresh is running" in out.decode() and "nothing done" in out.decode()
+    assert "training rows" not in err.decode()
+    assert registry.versions() == versions
+
+
+def test_a_refresh_killed_while_training_leaves_the_active_model_and_the_next_one_runs(database, database_url, small_data,
+                                                                                        registry):
+    before, versions = registry.active(), registry.versions()
+    process = run_refresh(database_url, str(registry.root), small_data)
+    seen = b""
+    deadline = time.monotonic() + 120
+    while b"vocabulary" not in seen and time.monotonic() < deadline:
+        seen += process.stderr.readline()
+    assert b"vocabulary" in seen, seen.decode()
+    process.send_signal(signal.SIGKILL)
+    process.wait(30)
+    process.stdout.close()
+    process.stderr.close()
+    assert registry.active() == before and registry.versions() == versions
+    assert registry.load().version == before
+    with refresh.one_at_a_time(database):
+        pass  # the killed process's lock went with it
+    again = run_refresh(database_url, str(registry.root), small_data, "--dry-run")
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err.decode()
+    assert "candidate" in out.decode() and registry.active() == before
+    assert len(registry.versions()) == len(versions) + 1
