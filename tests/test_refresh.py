@@ -11,11 +11,10 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
-from sqlalchemy import select
 
 from moderation import feedback, refresh
 from moderation.build import build
-from moderation.comments.models import PUBLISHED, REJECTED, Comment
+from moderation.comments.models import PUBLISHED, REJECTED
 from moderation.history import HistoryComment, HistoryImport
 from moderation.receiving import receive_comments
 from moderation.registry import Registry
