@@ -9,6 +9,7 @@ import pytest
 from moderation import create_app, settings
 from moderation.api.clients import create_client, revoke_client
 from moderation.database import Database
+from moderation.policy import LabelThresholds
 
 from .conftest import LiveServer
 
@@ -145,6 +146,22 @@ def test_score_answers_without_storing_anything(api):
     status, body, _ = api.call("POST", "/api/v1/score", {"text": INSULT, "article": {"title": ARTICLE["title"]}})
     assert status == 200 and body["decision"] == "review" and body["labels"] == ["toxic"]
     assert api.call("GET", "/api/v1/queue")[1]["items"] == []
+
+
+def test_score_and_receiving_decide_under_the_thresholds_an_admin_pinned(api):
+    body = {"text": INSULT, "article": {"title": ARTICLE["title"], "body": ARTICLE["body"]}}
+    toxic = api.call("POST", "/api/v1/score", body)[1]["scores"]["toxic"]
+    with api.database.session() as session:
+        settings.pin_thresholds(session, {"toxic": LabelThresholds(review=min(toxic + 0.01, 1.0))})
+        session.commit()
+    scored = api.call("POST", "/api/v1/score", body)[1]
+    received = api.call("POST", "/api/v1/comments", {"id": "pinned", **body, "article": {"id": ARTICLE["id"], **body["article"]}})[1]
+    assert scored["scores"]["toxic"] == toxic and "toxic" not in scored["labels"], "the pinned threshold is above this score"
+    assert (scored["decision"], scored["labels"]) == (received["decision"], received["labels"])
+    with api.database.session() as session:
+        settings.pin_thresholds(session, {"toxic": LabelThresholds(review=max(toxic - 0.01, 0.0), reject=max(toxic - 0.005, 0.0))})
+        session.commit()
+    assert api.call("POST", "/api/v1/score", body)[1]["decision"] == "reject"
 
 
 def test_an_article_put_under_premoderation_holds_its_clean_comments(api):

@@ -3,6 +3,7 @@
 from flask import Blueprint, current_app, g, jsonify, request
 from sqlalchemy import func, select
 
+from .. import settings
 from ..comments.models import PENDING, Article, Comment
 from ..queue.listing import explanations
 from ..receiving import IncomingComment, Received, StoredComment, UnknownArticle, receive_comments, stored_comment
@@ -183,14 +184,17 @@ def article_json(article: Article) -> dict:
 
 @blueprint.route("/score", methods=["POST"])
 def score():
-    """Score a text without storing anything; the decision is the deterministic one (no QA sample)."""
+    """Score a text without storing anything, decided under the site's thresholds as a received comment would be (no QA sample)."""
     body = json_body()
     article = field(body, "article", dict)
-    result = scorer().score(field(body, "text", str, required=True),
-                            None if article is None else {"title": field(article, "title", str, prefix="article."),
-                                                          "body": field(article, "body", str, prefix="article.")})
-    return jsonify(scores={"toxic": result["toxic"], "off_topic": result["off_topic"]}, labels=result["labels"],
-                   decision=result["decision"], explanation=result["explanation"], model_version=result["model_version"])
+    model = scorer()
+    result = model.score(field(body, "text", str, required=True),
+                         None if article is None else {"title": field(article, "title", str, prefix="article."),
+                                                       "body": field(article, "body", str, prefix="article.")})
+    scores = {"toxic": result["toxic"], "off_topic": result["off_topic"]}
+    policy = settings.current(db()).policy(model.policy)
+    return jsonify(scores=scores, labels=policy.labels(scores), decision=policy.decide(scores),
+                   explanation=result["explanation"], model_version=result["model_version"])
 
 
 @blueprint.route("/queue", methods=["GET"])
