@@ -81,7 +81,7 @@ def _sqlite_pragmas(connection, record):
 
 def load_tables() -> None:
     """Import every module that declares tables, so Base.metadata is complete."""
-    from . import history, settings  # noqa: F401
+    from . import history, settings, versions  # noqa: F401
     from .admin import models as admin_models  # noqa: F401
     from .auth import models as auth_models  # noqa: F401
     from .auth import throttle  # noqa: F401

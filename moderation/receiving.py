@@ -19,7 +19,6 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from . import settings, storage
-from .admin.models import ModelVersion
 from .comments.models import (
     BY_MODEL,
     BY_MODERATOR,
@@ -37,6 +36,7 @@ from .policy import PUBLISH, REJECT, REVIEW, in_sample, moderator_decision_stand
 from .scorer import Scorer
 from .timings import timed
 from .validation import MAX_ARTICLE_CHARS, InputError, check_moment, check_optional_text, check_text, same_visible_text
+from .versions import ModelVersion
 
 OPTIONAL_FIELDS = {"author_id": 255, "author_name": 255, "language": 16,
                    "article_title": 2_000, "article_body": MAX_ARTICLE_CHARS, "article_url": 2_000}

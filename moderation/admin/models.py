@@ -1,8 +1,8 @@
-"""What admins manage besides people: API clients, their webhook deliveries, and the model versions the site has used."""
+"""What admins manage besides people: API clients and their webhook deliveries."""
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..database import Base, UTCDateTime, utcnow
@@ -21,16 +21,6 @@ class ApiClient(Base):
     webhook_secret: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
-class ModelVersion(Base):
-    """A model version this site has scored with, and when it was first used."""
-
-    __tablename__ = "model_versions"
-
-    version: Mapped[str] = mapped_column(String(64), primary_key=True)
-    first_used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
 
 
 class Delivery(Base):
