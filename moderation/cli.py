@@ -4,6 +4,7 @@ import functools
 import gc
 import json
 import os
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -13,13 +14,13 @@ import click
 import numpy as np
 from sqlalchemy import select
 
-from . import corpora, history, refresh, webhooks
+from . import corpora, history, refresh, schedule, webhooks
 from .api.clients import create_client
 from .auth.models import MIN_PASSWORD, MODERATOR, ROLES, User, username_problem
 from .build import DEFAULT_CHECKS, Progress, build
 from .corpora import LABELS, DataError
 from .database import Database, utcnow
-from .demo import load_demo
+from .demo import DATA, load_demo
 from .evaluation import evaluate
 from .registry import Registry, RegistryError
 from .report import metrics_table
@@ -43,7 +44,7 @@ def _fail_clearly(function):
     def wrapper(*args, **kwargs):
         try:
             return function(*args, **kwargs)
-        except (DataError, RegistryError, InputError) as error:
+        except (DataError, RegistryError, InputError, schedule.ScheduleError) as error:
             raise click.ClickException(str(error)) from None
     return wrapper
 
@@ -310,7 +311,7 @@ def import_command(path):
 
 
 @main.command("refresh")
-@click.option("--data", "data", multiple=True, type=click.Path(path_type=Path), default=[Path("data")], show_default=True,
+@click.option("--data", "data", multiple=True, type=click.Path(path_type=Path), default=[DATA], show_default="data/",
               help="Data files or folders learnt from beside the site's own decisions and history.")
 @click.option("--checks", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=DEFAULT_CHECKS, show_default=True,
               help="Must-flag / must-pass examples the candidate has to pass.")
@@ -320,9 +321,13 @@ def refresh_command(data, checks, dry_run):
     """Retrain on data/ and the moderators' decisions; promote the candidate only if it is not worse."""
     database = Database()
     database.upgrade()
+    _refresh_and_say(database, data, checks, dry_run)
+
+
+def _refresh_and_say(database: Database, data, checks, dry_run: bool) -> None:
+    """One refresh, its progress on stderr and its verdict on stdout; another one running is said and is no error."""
     try:
-        outcome = refresh.refresh(database, _registry(), data, checks, dry_run,
-                                  Progress(lambda line: click.echo(line, err=True)))
+        outcome = refresh.refresh(database, _registry(), data, checks, dry_run, Progress(lambda line: click.echo(line, err=True)))
     except refresh.Busy as busy:
         click.echo(f"{busy}: nothing done")
         return
@@ -331,6 +336,27 @@ def refresh_command(data, checks, dry_run):
     click.echo(f"candidate {outcome.version}: {verdict}")
     for reason in outcome.reasons:
         click.echo(f"  {reason}")
+
+
+@main.command("scheduler")
+@click.option("--data", "data", multiple=True, type=click.Path(path_type=Path), default=[DATA], show_default="data/",
+              help="As for refresh.")
+@click.option("--checks", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=DEFAULT_CHECKS, show_default=True,
+              help="As for refresh.")
+@_fail_clearly
+def scheduler_command(data, checks):
+    """Run the refresh at every moment of MODERATION_REFRESH_CRON (default Monday 03:00) in MODERATION_TIMEZONE."""
+    expression, zone = schedule.from_environment()
+    database = Database()
+    database.upgrade()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        schedule.run_forever(lambda: _refresh_and_say(database, data, checks, False), expression, zone, stop,
+                             lambda line: click.echo(line, err=True))
+    except KeyboardInterrupt:
+        pass
+    click.echo("scheduler stopped", err=True)
 
 
 @main.command("create-client")

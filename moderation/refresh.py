@@ -21,6 +21,7 @@ from sqlalchemy import text
 
 from . import corpora, feedback
 from .build import DEFAULT_CHECKS, build
+from .demo import DATA
 from .corpora import LABELS
 from .database import Database, utcnow
 from .evaluation import evaluate
@@ -74,7 +75,7 @@ def one_at_a_time(database: Database):
         yield
 
 
-def refresh(database: Database, registry: Registry, data_paths=(Path("data"),), checks_path: Path | None = DEFAULT_CHECKS,
+def refresh(database: Database, registry: Registry, data_paths=(DATA,), checks_path: Path | None = DEFAULT_CHECKS,
             dry_run: bool = False, progress=lambda message: None, now: datetime | None = None) -> Outcome:
     """Train, judge and (unless dry_run) promote a candidate; raises Busy when another refresh runs."""
     now = now or utcnow()

@@ -8,11 +8,12 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
 
-from moderation import feedback, refresh
+from moderation import feedback, refresh, schedule
 from moderation.build import build
 from moderation.comments.models import PUBLISHED, REJECTED
 from moderation.history import HistoryComment, HistoryImport
@@ -170,3 +171,34 @@ def test_a_refresh_killed_while_training_leaves_the_active_model_and_the_next_on
     assert again.returncode == 0, err.decode()
     assert "candidate" in out.decode() and registry.active() == before
     assert len(registry.versions()) == len(versions) + 1
+
+
+def test_the_scheduler_refuses_a_bad_schedule_at_once(tmp_path):
+    for variable, value, message in (("MODERATION_REFRESH_CRON", "0 25 * * 1", "not a cron expression"),
+                                     ("MODERATION_TIMEZONE", "Afrique/Abidjan", "not a time zone name")):
+        env = dict(os.environ, **{variable: value}, MODERATION_DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3",
+                   MODERATION_SECRET_KEY=TEST_KEY)
+        result = subprocess.run([sys.executable, "-m", "moderation", "scheduler"], cwd=ROOT, env=env, capture_output=True,
+                                timeout=60)
+        assert result.returncode == 1 and message in result.stderr.decode() and value in result.stderr.decode()
+
+
+def test_the_default_schedule_is_monday_three_in_the_morning_in_abidjan():
+    expression, zone = schedule.DEFAULT_CRON, ZoneInfo(schedule.DEFAULT_TIMEZONE)
+    thursday_evening = datetime(2026, 12, 3, 19, 0, tzinfo=UTC)
+    assert schedule.next_run(expression, zone, thursday_evening) == datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
+    paris = ZoneInfo("Europe/Paris")
+    assert schedule.next_run(expression, paris, thursday_evening).astimezone(UTC) == datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
+
+
+def test_the_scheduler_starts_a_refresh_when_due_and_stops_on_sigterm(database, database_url, small_data, registry):
+    env = dict(os.environ, MODERATION_DATABASE_URL=database_url, MODERATION_MODELS_DIR=str(registry.root),
+               MODERATION_SECRET_KEY=TEST_KEY, MODERATION_REFRESH_CRON="* * * * *", MODERATION_TIMEZONE="UTC")
+    with refresh.one_at_a_time(database):  # the scheduled run meets a refresh already running: it says so, trains nothing
+        process = subprocess.Popen([sys.executable, "-m", "moderation", "scheduler", "--data", str(small_data)], cwd=ROOT,
+                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        line = process.stdout.readline()  # at most a minute, then the refresh's answer
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert b"another refresh is running" in line and b"nothing done" in line, (line + out + err).decode()
+    assert process.returncode == 0 and b"next refresh:" in err and b"scheduler stopped" in err
