@@ -21,11 +21,10 @@ from sqlalchemy import text
 
 from . import corpora, feedback
 from .build import DEFAULT_CHECKS, build
-from .demo import DATA
 from .corpora import LABELS
 from .database import Database, utcnow
 from .evaluation import evaluate
-from .registry import Registry
+from .registry import PROJECT_ROOT, Registry
 
 TOLERANCE = 0.01  # PR-AUC a candidate may lose on a label and still be "not worse"
 LOCK_KEY = 0x70616C6272  # PostgreSQL advisory lock of the refresh ("palbr")
@@ -75,7 +74,7 @@ def one_at_a_time(database: Database):
         yield
 
 
-def refresh(database: Database, registry: Registry, data_paths=(DATA,), checks_path: Path | None = DEFAULT_CHECKS,
+def refresh(database: Database, registry: Registry, data_paths=(PROJECT_ROOT / "data",), checks_path: Path | None = DEFAULT_CHECKS,
             dry_run: bool = False, progress=lambda message: None, now: datetime | None = None) -> Outcome:
     """Train, judge and (unless dry_run) promote a candidate; raises Busy when another refresh runs."""
     now = now or utcnow()
