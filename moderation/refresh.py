@@ -74,6 +74,15 @@ def one_at_a_time(database: Database):
         yield
 
 
+def is_running(database: Database) -> bool:
+    """Whether a refresh holds the lock now (taken and let go at once when free)."""
+    try:
+        with one_at_a_time(database):
+            return False
+    except Busy:
+        return True
+
+
 def refresh(database: Database, registry: Registry, data_paths=(PROJECT_ROOT / "data",), checks_path: Path | None = DEFAULT_CHECKS,
             dry_run: bool = False, progress=lambda message: None, now: datetime | None = None) -> Outcome:
     """Train, judge and (unless dry_run) promote a candidate; raises Busy when another refresh runs."""

@@ -202,3 +202,10 @@ def test_the_scheduler_starts_a_refresh_when_due_and_stops_on_sigterm(database, 
     out, err = process.communicate(timeout=60)
     assert b"another refresh is running" in line and b"nothing done" in line, (line + out + err).decode()
     assert process.returncode == 0 and b"next refresh:" in err and b"scheduler stopped" in err
+
+
+def test_whether_a_refresh_is_running_can_be_asked_without_getting_in_its_way(database):
+    assert not refresh.is_running(database)
+    with refresh.one_at_a_time(database):
+        assert refresh.is_running(database)
+    assert not refresh.is_running(database)
