@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+from datetime import UTC
 from pathlib import Path
 from select import select as fd_select
 
@@ -308,6 +309,19 @@ def import_command(path):
                    "same sha256): nothing imported")
         return
     click.echo(f"imported {path} ({read.format}): {read.summary()}")
+
+
+@main.command("export")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None,
+              help="Only decisions taken from this UTC date (or date and time) on.")
+@_fail_clearly
+def export_command(since):
+    """Write every comment a moderator decided as JSON lines on stdout, in the shape `import` reads."""
+    database = Database()
+    database.upgrade()
+    with database.session() as session:
+        for record in history.exported(session, since.replace(tzinfo=UTC) if since else None):
+            click.echo(json.dumps(record, ensure_ascii=False))
 
 
 @main.command("refresh")

@@ -1,9 +1,10 @@
-"""A site's past moderation, imported once so that the weekly refresh learns from it (`python -m moderation import PATH`).
+"""A site's past moderation: imported once so that the weekly refresh learns from it, and exported in the same shape.
 
 A file is read and checked whole before anything is stored: one bad line refuses the file,
 naming the line and what is wrong with it, and nothing of it is imported. The same file
 (by its sha256) is imported once. A file with a `text` column is read here, line by line;
 one in a public corpus's format (MLMA, FTR, Davidson, ...) is read by `corpora`, as training reads it.
+`exported` gives this site's moderator decisions as JSON-lines records that `read` takes back.
 """
 
 import csv
@@ -17,9 +18,10 @@ from pathlib import Path
 
 from sqlalchemy import Float, ForeignKey, Integer, String, Text, func, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.sql import and_
 
 from . import corpora
-from .comments.models import PUBLISHED, REASONS, REJECTED
+from .comments.models import BY_MODERATOR, PUBLISHED, REASONS, REJECTED, Article, Comment, Decision, Revision
 from .corpora import LABELS, DataError
 from .database import Base, UTCDateTime, utcnow
 from .validation import InputError, check_moment, check_optional_text, check_text
@@ -156,6 +158,26 @@ def store(session: Session, history: History) -> Imported:
 def imported_count(session: Session) -> int:
     """How many imported comments the database holds."""
     return session.scalar(select(func.count()).select_from(HistoryComment))
+
+
+def exported(session: Session, since: datetime | None = None):
+    """Each comment a moderator decided (their last decision on it), oldest decision first, as `import` reads it back."""
+    last = (select(Decision.comment_id, func.max(Decision.id).label("id"))
+            .where(Decision.decided_by == BY_MODERATOR).group_by(Decision.comment_id).subquery())
+    query = (select(Decision, Revision.text, Comment, Article)
+             .join(last, last.c.id == Decision.id)
+             .join(Comment, Comment.id == Decision.comment_id)
+             .join(Revision, and_(Revision.comment_id == Decision.comment_id, Revision.number == Decision.revision))
+             .join(Article, Article.id == Comment.article_id)
+             .order_by(Decision.created_at, Decision.id))
+    if since is not None:
+        query = query.where(Decision.created_at >= since)
+    for decision, text, comment, article in session.execute(query).tuples():
+        yield {"id": comment.external_id, "text": text, "status": decision.status, "reason": decision.reason,
+               "verdict": decision.verdict, "decided_at": decision.created_at.isoformat(),
+               "created_at": comment.created_at.isoformat() if comment.created_at else None, "language": comment.language,
+               "article": {"id": article.external_id, "title": article.title, "body": article.body},
+               "author": {"id": comment.author_id, "name": comment.author_name}}
 
 
 def _delimited_records(path: Path, content: str, delimiter: str):

@@ -1,15 +1,20 @@
 """`python -m moderation import PATH` as a newsroom runs it: a site's past moderation in, or the file refused whole."""
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
 from sqlalchemy import select
 
 from moderation import corpora
+from moderation.comments.models import PUBLISHED, REJECTED
+from moderation.database import Database
 from moderation.history import HistoryComment, HistoryImport
+from moderation.receiving import receive_comments
+from moderation.service import decide
 
-from .conftest import ROOT, run_cli
+from .conftest import ROOT, add_user, incoming, run_cli
 
 SITE_HISTORY = [
     {"id": "h1", "text": "Merci pour cet article clair sur le budget 2026.", "status": "published",
@@ -103,3 +108,33 @@ def test_a_public_corpus_file_is_imported_as_training_reads_it(database, databas
     rows = stored(database)
     assert len(rows) == len(expected) and sum(row.toxic for row in rows) == expected["toxic"].sum()
     assert {row.off_topic for row in rows} == {None}, "FTR says nothing of off-topic"
+
+
+def test_palabres_own_export_is_imported_back_with_each_moderators_decision(database, database_url, scorer, tmp_path,
+                                                                           monkeypatch, sqlite_template):
+    decided = {"e-ok": (PUBLISHED, None), "e-insult": (REJECTED, "toxic"), "e-spam": (REJECTED, "spam")}
+    with database.session() as session:
+        moderator = add_user(session, "mona", "moderator", password_hash="unused")
+        texts = {"e-ok": "Le budget de la santé augmente enfin, bonne nouvelle.", "e-insult": "ferme ta gueule espèce de con",
+                 "e-spam": "Gagnez 500 000 FCFA par jour, écrivez-moi sur WhatsApp"}
+        received = receive_comments(session, scorer, [incoming(ident, text, author_id="awa") for ident, text in texts.items()])
+        for result in received:
+            status, reason = decided[result.comment.external_id]
+            decide(session, result.comment.id, moderator, status, reason)
+        receive_comments(session, scorer, [incoming("e-undecided", "Un avis parmi d'autres sur le référendum.")])
+    monkeypatch.setenv("MODERATION_DATABASE_URL", database_url)
+    exported = run_cli("export", models_dir=tmp_path, check=True).stdout
+    records = [json.loads(line) for line in exported.decode().splitlines()]
+    assert [record["id"] for record in records] == list(decided), "moderator decisions only, oldest first"
+    path = tmp_path / "export.jsonl"
+    path.write_bytes(exported)
+    other = tmp_path / "other.sqlite3"
+    shutil.copy(sqlite_template, other)
+    result = run_import(path, f"sqlite:///{other}", tmp_path, monkeypatch)
+    assert result.returncode == 0, result.stderr.decode()
+    with Database(f"sqlite:///{other}").session() as session:
+        rows = {row.external_id: row for row in session.scalars(select(HistoryComment))}
+    assert {ident: (row.decision, row.reason, row.toxic, row.off_topic) for ident, row in rows.items()} == {
+        "e-ok": (PUBLISHED, None, 0.0, 0.0), "e-insult": (REJECTED, "toxic", 1.0, None), "e-spam": (REJECTED, "spam", None, 1.0)}
+    assert rows["e-insult"].text == texts["e-insult"] and rows["e-insult"].author_id == "awa"
+    assert rows["e-ok"].article_title == "Référendum : le projet de nouvelle Constitution soumis au vote"
