@@ -50,8 +50,8 @@ def build(data_paths, registry: Registry, checks_path: Path | None = DEFAULT_CHE
     """Train a new version from data files (and a site's own rows) and save it with its metrics, checks and report.
 
     `site` sources (the refresh's, see feedback.py) are learnt from but never held out by `splits`.
-    `judge(model, held_out, holdout_metrics, checks)` returns what the refresh made of the new version,
-    stored (signed) in its metadata under "refresh".
+    `judge(model, held_out, checks)` returns what the refresh made of the new version, stored (signed)
+    in its metadata under "refresh", and the curves its report draws (see report.write).
     """
     dataset = corpora.load(data_paths)
     for note in dataset.skipped:
@@ -87,14 +87,15 @@ def build(data_paths, registry: Registry, checks_path: Path | None = DEFAULT_CHE
         "reject_suggestions": model.reject_suggestions,
         "checks": checks,
     }
+    curves = {}
     if judge is not None:
-        metadata["refresh"] = judge(model, held_out, holdout_metrics, checks)
+        metadata["refresh"], curves = judge(model, held_out, checks)
     holdout = {
         label: (held_out.loc[held_out[label].notna(), label].to_numpy(int), probabilities[label][held_out[label].notna().to_numpy()])
         for label in LABELS
     }
     folder = registry.save(version, {"format": MODEL_FORMAT, "pipelines": model.pipelines}, metadata,
-                           lambda staging, saved: report.write(staging, saved, holdout))
+                           lambda staging, saved: report.write(staging, saved, holdout, curves))
     progress(f"saved {folder}")
     return Built(version, registry.verify(version))
 

@@ -17,17 +17,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import pandas as pd
 from sqlalchemy import text
 
 from . import corpora, feedback
 from .build import DEFAULT_CHECKS, build
 from .corpora import LABELS
 from .database import Database, utcnow
-from .evaluation import evaluate
+from .evaluation import evaluate, predict
 from .registry import PROJECT_ROOT, Registry
 
 TOLERANCE = 0.01  # PR-AUC a candidate may lose on a label and still be "not worse"
 LOCK_KEY = 0x70616C6272  # PostgreSQL advisory lock of the refresh ("palbr")
+OVERRIDES_SHOWN = 50  # overridden comments listed in the report, newest first
+OVERRIDE_TEXT_CHARS = 500
 
 
 @dataclass
@@ -94,31 +97,54 @@ def refresh(database: Database, registry: Registry, data_paths=(PROJECT_ROOT / "
         progress(f"the site's own comments: {len(split.train)} to learn from, {len(split.recent)} recent decisions to judge on"
                  + (f" (from {split.cut:%Y-%m-%d %H:%M} UTC)" if split.cut else ""))
         active = registry.active()
-        active_scorer = registry.load(active) if active else None
-        verdict = {}
-
-        def judge(model, held_out, holdout_metrics, checks):
-            """Both models on the same rows, and whether the candidate may replace the active one."""
-            thresholds = {label: t.review for label, t in model.policy.thresholds.items()}
-            comparison = {"holdout": {"candidate": holdout_metrics}, "recent": {}}
-            if len(split.recent):
-                comparison["recent"]["candidate"] = evaluate(model.pipelines, thresholds, split.recent)[0]
-            if active_scorer is not None:
-                active_thresholds = {label: t.review for label, t in active_scorer.policy.thresholds.items()}
-                comparison["holdout"]["active"] = evaluate(active_scorer.pipelines, active_thresholds, held_out)[0]
-                if len(split.recent):
-                    comparison["recent"]["active"] = evaluate(active_scorer.pipelines, active_thresholds, split.recent)[0]
-            promoted, reasons = decide(comparison, checks, active)
-            verdict.update(promoted=promoted, reasons=reasons, comparison=comparison)
-            return {"active_before": active, "promoted": promoted and not dry_run, "dry_run": dry_run, "reasons": reasons,
-                    "comparison": comparison, "site_rows": len(split.train), "recent_rows": len(split.recent),
-                    "cut": split.cut.isoformat() if split.cut else None}
-
+        judge = _Judge(active, registry.load(active) if active else None, split, dry_run)
         built = build(data_paths, registry, checks_path, progress, site=_sources(split.train, now), judge=judge)
-        if verdict["promoted"] and not dry_run:
+        if judge.passed and not dry_run:
             registry.activate(built.version)
-        return Outcome(built.version, active, verdict["promoted"], verdict["promoted"] and not dry_run, verdict["reasons"],
-                       verdict["comparison"])
+        return Outcome(built.version, active, judge.passed, judge.passed and not dry_run, judge.reasons, judge.comparison)
+
+
+class _Judge:
+    """Both models on the same rows: the comparison, the verdict, and for the report the curves and the overridden comments."""
+
+    def __init__(self, active: str | None, active_scorer, split: feedback.Split, dry_run: bool):
+        self.active, self.active_scorer, self.split, self.dry_run = active, active_scorer, split, dry_run
+        self.passed, self.reasons, self.comparison = False, [], {}
+
+    def __call__(self, model, held_out, checks) -> tuple[dict, dict]:
+        """What the refresh stores in the candidate's metadata, and each label's (targets, scores) per model and holdout."""
+        models = {"candidate": (model.pipelines, model.policy)}
+        if self.active_scorer is not None:
+            models["active"] = (self.active_scorer.pipelines, self.active_scorer.policy)
+        self.comparison, curves = {"holdout": {}, "recent": {}}, {"holdout": {}, "recent": {}}
+        for where, frame in (("holdout", held_out), ("recent", self.split.recent)):
+            if frame.empty:
+                continue
+            for name, (pipelines, policy) in models.items():
+                thresholds = {label: t.review for label, t in policy.thresholds.items()}
+                self.comparison[where][name], _, probabilities = evaluate(pipelines, thresholds, frame)
+                for label in LABELS:
+                    known = frame[label].notna().to_numpy()
+                    curves[where].setdefault(label, {})[name] = (frame.loc[known, label].to_numpy(int), probabilities[label][known])
+        self.passed, self.reasons = decide(self.comparison, checks, self.active)
+        stored = {"active_before": self.active, "promoted": self.passed and not self.dry_run, "dry_run": self.dry_run,
+                  "reasons": self.reasons, "comparison": self.comparison, "site_rows": len(self.split.train),
+                  "recent_rows": len(self.split.recent), "cut": self.split.cut.isoformat() if self.split.cut else None,
+                  "overridden": self._overridden(models)}
+        return stored, curves
+
+    def _overridden(self, models: dict) -> list[dict]:
+        """The newest comments moderators overrode the model on, with what each model says of them now."""
+        rows = pd.concat([self.split.train, self.split.recent], ignore_index=True)
+        rows = rows[rows["override"].astype(bool)].sort_values("at", ascending=False, na_position="last").head(OVERRIDES_SHOWN)
+        if rows.empty:
+            return []
+        rows = rows.reset_index(drop=True)
+        said = {name: predict(pipelines, rows) for name, (pipelines, _) in models.items()}
+        return [{"text": text[:OVERRIDE_TEXT_CHARS], "at": at.isoformat() if not pd.isna(at) else None,
+                 "labels": {label: None if pd.isna(rows.at[index, label]) else float(rows.at[index, label]) for label in LABELS},
+                 "scores": {name: {label: round(float(values[label][index]), 4) for label in LABELS} for name, values in said.items()}}
+                for index, (text, at) in enumerate(zip(rows["text"], rows["at"]))]
 
 
 def decide(comparison: dict, checks: dict | None, active: str | None) -> tuple[bool, list[str]]:

@@ -56,8 +56,25 @@ def plot_histogram(path: Path, label: str, targets, probabilities, threshold: fl
     plt.close(figure)
 
 
-def write(folder: Path, metadata: dict, holdout: dict) -> None:
-    """report.md and the plots for one version; holdout maps label -> (targets, probabilities)."""
+def plot_compared(path: Path, title: str, models: dict) -> None:
+    """PR curves of several models on the same rows; models maps a name to (targets, probabilities)."""
+    figure, axes = plt.subplots(figsize=(5, 4))
+    for (name, (targets, probabilities)), color in zip(models.items(), ("#1f5f8b", "#999999")):
+        precision, recall, _ = precision_recall_curve(targets, probabilities)
+        axes.plot(recall, precision, color=color, label=name)
+    axes.legend(loc="lower left")
+    axes.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title=title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def write(folder: Path, metadata: dict, holdout: dict, curves: dict | None = None) -> None:
+    """report.md and the plots for one version; holdout maps label -> (targets, probabilities).
+
+    A refresh's candidate also gets the comparison with the model that was active: `curves` maps
+    "holdout"/"recent" -> label -> model name -> (targets, probabilities).
+    """
     thresholds = metadata["thresholds"]
     lines = [
         f"# Model {metadata['version']}",
@@ -82,6 +99,8 @@ def write(folder: Path, metadata: dict, holdout: dict) -> None:
             plot_histogram(folder / f"scores_{label}.png", label, targets, probabilities, thresholds[label]["review"])
             lines += [f"![{label} precision/recall](pr_{label}.png) ![{label} scores](scores_{label}.png)", ""]
     lines += _checks_section(metadata.get("checks"))
+    if metadata.get("refresh"):
+        lines += _refresh_section(folder, metadata["refresh"], curves or {})
     lines += ["## Training data", "", "| file | format | rows | sha256 |", "|---|---|---|---|"]
     for entry in metadata["training_data"]:
         lines.append(f"| {entry['path']} | {entry['format']} | {entry['rows']} | `{entry['sha256'][:16]}…` |")
@@ -97,3 +116,40 @@ def _checks_section(checks: dict | None) -> list[str]:
         lines.append(f"- FAILED {failure['label']} should {failure['expect']} ({failure['case']}): "
                      f"score {failure['score']} vs {failure['threshold']}: {failure['text'][:120]!r}")
     return lines + [""]
+
+
+COMPARED = ("roc_auc", "pr_auc", "precision", "recall", "f1")
+WHERE = {"holdout": "the data/ holdout", "recent": "the site's recent decisions"}
+
+
+def _refresh_section(folder: Path, refresh: dict, curves: dict) -> list[str]:
+    """The refresh's verdict, both models side by side on both holdouts with their PR curves, and the overridden comments."""
+    verdict = "promoted" if refresh["promoted"] else "not promoted" + (" (dry run)" if refresh["dry_run"] else "")
+    lines = ["## Refresh", "", f"Candidate {verdict}; active before: {refresh['active_before'] or 'none'}. "
+             f"Learnt from {refresh['site_rows']} of the site's comments; judged on {refresh['recent_rows']} recent decisions"
+             + (f" from {refresh['cut']}." if refresh["cut"] else "."), "", *(f"- {reason}" for reason in refresh["reasons"]), ""]
+    for where, models in refresh["comparison"].items():
+        if not models:
+            continue
+        lines += [f"### On {WHERE[where]}", "", "| label | model | " + " | ".join(COMPARED) + " |", "|---" * (len(COMPARED) + 2) + "|"]
+        for label in next(iter(models.values())):
+            for name, metrics in models.items():
+                values = metrics.get(label, {})
+                lines.append(f"| {label} | {name} | " + " | ".join(_cell(values.get(column)) for column in COMPARED) + " |")
+        lines.append("")
+        for label, compared in curves.get(where, {}).items():
+            if all(0 < np.sum(targets) < len(targets) for targets, _ in compared.values()):
+                name = f"compare_{where}_{label}.png"
+                plot_compared(folder / name, f"{label}: {WHERE[where]}", compared)
+                lines += [f"![{label} on {WHERE[where]}]({name})", ""]
+    if refresh.get("overridden"):
+        lines += ["### Comments moderators overrode, and what each model says of them now", "",
+                  "| comment | moderators' labels | " + " | ".join(refresh["overridden"][0]["scores"]) + " |", "|---|---|"
+                  + "---|" * len(refresh["overridden"][0]["scores"])]
+        for row in refresh["overridden"]:
+            labels = ", ".join(f"{label} {int(value)}" for label, value in row["labels"].items() if value is not None)
+            scores = [", ".join(f"{label} {value:.2f}" for label, value in said.items()) for said in row["scores"].values()]
+            text = row["text"].replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| {text} | {labels} | " + " | ".join(scores) + " |")
+        lines.append("")
+    return lines

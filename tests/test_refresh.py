@@ -93,6 +93,12 @@ def test_a_candidate_that_learnt_the_sites_new_insult_is_promoted(database, smal
         registry.load(before).score(f"Le préfet bloque le vote depuis des mois, ce {CODED}.")["toxic"]
     stored = registry.verify(outcome.version)["refresh"]
     assert stored["promoted"] and stored["active_before"] == before and stored["recent_rows"] == 48
+    overridden = [row for row in stored["overridden"] if CODED in row["text"]]
+    assert overridden and all(row["scores"]["candidate"]["toxic"] > row["scores"]["active"]["toxic"] for row in overridden)
+    report = (registry.root / outcome.version / "report.md").read_text()
+    assert "## Refresh" in report and "| toxic | candidate |" in report and "| toxic | active |" in report
+    assert "Comments moderators overrode" in report and CODED in report
+    assert (registry.root / outcome.version / "compare_recent_toxic.png").stat().st_size > 0
 
 
 def test_a_candidate_taught_the_opposite_of_data_is_refused_and_the_active_model_stays(database, small_data, registry):
