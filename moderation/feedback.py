@@ -4,7 +4,8 @@ The weekly refresh learns from these rows and judges on the newest decisions, wh
 trains on: `split_by_time` cuts at a moment, so every row learnt from is older than every
 row judged on. A moderator's decision weighs SITE_WEIGHT times a row of `data/`, twice that
 when it overrode the model (that is where the model is wrong), and half as much for every
-HALF_LIFE_DAYS of age, so the site's moderators of this season count more than last year's.
+HALF_LIFE_DAYS of age, so the site's moderators of this season count more than last year's. A
+public corpus imported as history keeps the share of weight `training` gives that corpus.
 """
 
 from dataclasses import dataclass
@@ -17,8 +18,9 @@ from sqlalchemy.orm import Session
 
 from .comments.models import BY_MODERATOR, OVERRIDE, Article, Comment, Decision, Revision
 from .corpora import COLUMNS, LABELS
-from .history import HistoryComment, labels_of
+from .history import HISTORY_FORMAT, HistoryComment, HistoryImport, labels_of
 from .splits import SITE_ROWS
+from .training import source_weight
 
 # 800 of a French forum's own labelled posts at weight 3 took ROC-AUC on its other posts from 0.697 to 0.751 (issue 11).
 SITE_WEIGHT = 3.0
@@ -74,7 +76,7 @@ def weights(frame: pd.DataFrame, now: datetime) -> np.ndarray:
     """
     age_days = ((pd.Timestamp(now) - frame["at"]) / timedelta(days=1)).fillna(HALF_LIFE_DAYS).clip(lower=0).to_numpy()
     overriding = np.where(frame["override"].to_numpy(dtype=bool), OVERRIDE_WEIGHT, 1.0)
-    return SITE_WEIGHT * overriding * 0.5 ** (age_days / HALF_LIFE_DAYS)
+    return SITE_WEIGHT * frame["scale"].to_numpy(dtype=float) * overriding * 0.5 ** (age_days / HALF_LIFE_DAYS)
 
 
 def _decided(session: Session) -> pd.DataFrame:
@@ -91,18 +93,20 @@ def _decided(session: Session) -> pd.DataFrame:
     for row in session.execute(query):
         rows.append({**_canonical(row.text, labels_of(row.status, row.reason), row.external_id, row.title, row.body,
                                   row.language, f"{DECISIONS_FILE}:{row.comment}"),
-                     "at": row.created_at, "override": row.verdict == OVERRIDE, "file": DECISIONS_FILE})
+                     "at": row.created_at, "override": row.verdict == OVERRIDE, "scale": 1.0, "file": DECISIONS_FILE})
     return _frame(rows)
 
 
 def _imported(session: Session) -> pd.DataFrame:
     """Imported comments, with the labels their file gave or their decision implied."""
     rows = []
-    for row in session.scalars(select(HistoryComment).order_by(HistoryComment.id)):
+    query = select(HistoryComment, HistoryImport.format).join(HistoryImport).order_by(HistoryComment.id)
+    for row, kind in session.execute(query):
         labels = {label: getattr(row, label) for label in LABELS}
+        scale = 1.0 if kind == HISTORY_FORMAT else source_weight(kind, row.language or "") / source_weight("canonical", "")
         rows.append({**_canonical(row.text, labels, row.article_id, row.article_title, row.article_body, row.language,
                                   f"{HISTORY_FILE}:{row.import_id}"),
-                     "at": row.created_at, "override": False, "file": HISTORY_FILE})
+                     "at": row.created_at, "override": False, "scale": scale, "file": HISTORY_FILE})
     return _frame(rows)
 
 
@@ -115,4 +119,4 @@ def _canonical(text: str, labels: dict, article_id, title, body, language, sourc
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
     """A frame of gathered rows, with its columns even when there are none."""
-    return pd.DataFrame(rows, columns=[*COLUMNS, "at", "override", "file"])
+    return pd.DataFrame(rows, columns=[*COLUMNS, "at", "override", "scale", "file"])

@@ -35,6 +35,7 @@ REASON_ALIASES = {"off-topic": "off_topic", "hors-sujet": "off_topic", "hors_suj
 BINARY = {"0": 0.0, "1": 1.0, "0.0": 0.0, "1.0": 1.0, "false": 0.0, "true": 1.0, "": None}
 OPTIONAL = {"id": 255, "article_id": 255, "article_title": 2_000, "article_body": 200_000, "author_id": 255, "language": 16}
 INSERT_ROWS = 5_000
+HISTORY_FORMAT = "history"  # a site's own file, as opposed to a public corpus's
 
 
 class HistoryImport(Base):
@@ -126,7 +127,7 @@ def read(path: Path) -> History:
     if "text" not in records[0][1]:
         raise DataError(f"{path}: columns not recognised; a site's history needs 'text' with 'toxic'/'off_topic' labels or a "
                         f"'decision' (or 'status') column; also read: {corpora.FORMAT_HELP}")
-    return History(path, digest, "history", [_row(path, line, record) for line, record in records])
+    return History(path, digest, HISTORY_FORMAT, [_row(path, line, record) for line, record in records])
 
 
 def _header_format(raw: bytes, delimiter: str | None) -> str | None:
@@ -172,7 +173,7 @@ def exported(session: Session, since: datetime | None = None):
              .order_by(Decision.created_at, Decision.id))
     if since is not None:
         query = query.where(Decision.created_at >= since)
-    for decision, text, comment, article in session.execute(query).tuples():
+    for decision, text, comment, article in session.execute(query):
         yield {"id": comment.external_id, "text": text, "status": decision.status, "reason": decision.reason,
                "verdict": decision.verdict, "decided_at": decision.created_at.isoformat(),
                "created_at": comment.created_at.isoformat() if comment.created_at else None, "language": comment.language,

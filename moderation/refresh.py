@@ -181,7 +181,7 @@ def _sources(frame, now: datetime) -> list[corpora.Source]:
         part = frame[frame["file"] == path].reset_index(drop=True)
         if part.empty:
             continue
-        part = part.assign(row_weight=feedback.weights(part, now)).drop(columns=["at", "override"])
+        part = part.assign(row_weight=feedback.weights(part, now)).drop(columns=["at", "override", "scale"])
         digest = hashlib.sha256("\x00".join(f"{t}\x01{a}\x01{b}" for t, a, b in
                                             zip(part["text"], part["toxic"], part["off_topic"])).encode()).hexdigest()
         sources.append(corpora.Source(path, "site", digest, part))

@@ -13,13 +13,14 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
-from moderation import feedback, refresh, schedule
+from moderation import feedback, history, refresh, schedule
 from moderation.build import build
 from moderation.comments.models import PUBLISHED, REJECTED
 from moderation.history import HistoryComment, HistoryImport
 from moderation.receiving import receive_comments
 from moderation.registry import Registry
 from moderation.service import decide
+from moderation.training import source_weight
 
 from .conftest import ROOT, TEST_KEY, add_user, incoming
 
@@ -132,7 +133,8 @@ def test_the_time_split_never_learns_from_a_decision_as_new_as_those_it_is_judge
     assert split.train["at"].dropna().max() < split.cut <= split.recent["at"].min()
     assert not set(split.recent["source"]) & set(split.train["source"]), "no comment is on both sides"
     assert "écrit après la coupure" not in set(split.train["text"]) and "sans date" in set(split.train["text"])
-    ages = pd.DataFrame({"at": [split.cut - timedelta(days=365), split.cut, split.cut], "override": [False, False, True]})
+    ages = pd.DataFrame({"at": [split.cut - timedelta(days=365), split.cut, split.cut], "override": [False, False, True],
+                         "scale": 1.0})
     year_old, confirmed, overridden = feedback.weights(ages, split.cut)
     assert year_old < confirmed < overridden, "newer decisions, and overrides above all, weigh more"
 
@@ -215,3 +217,16 @@ def test_whether_a_refresh_is_running_can_be_asked_without_getting_in_its_way(da
     with refresh.one_at_a_time(database):
         assert refresh.is_running(database)
     assert not refresh.is_running(database)
+
+
+def test_a_public_corpus_imported_as_history_keeps_its_corpus_weight(database, tmp_path):
+    own = tmp_path / "own.csv"
+    own.write_text("text,toxic\nun commentaire du site,0\n", encoding="utf-8")
+    with database.session() as session:
+        for path in (own, ROOT / "data" / "public" / "ftr" / "FTR_new_labels.csv"):
+            history.store(session, history.read(path))
+        session.commit()
+        rows = feedback.gather(session)
+    weights = pd.Series(feedback.weights(rows, START), index=rows["text"])
+    corpus = weights.drop("un commentaire du site")
+    assert set(corpus.round(6)) == {round(weights["un commentaire du site"] * source_weight("ftr", "fr"), 6)}
