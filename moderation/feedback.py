@@ -13,12 +13,12 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import and_, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .comments.models import BY_MODERATOR, OVERRIDE, Article, Comment, Decision, Revision
+from .comments.models import OVERRIDE
 from .corpora import COLUMNS, LABELS
-from .history import HISTORY_FORMAT, HistoryComment, HistoryImport, labels_of
+from .history import HISTORY_FORMAT, HistoryComment, HistoryImport, labels_of, last_decisions
 from .splits import SITE_ROWS
 from .training import source_weight
 
@@ -81,19 +81,11 @@ def weights(frame: pd.DataFrame, now: datetime) -> np.ndarray:
 
 def _decided(session: Session) -> pd.DataFrame:
     """The last moderator decision on each comment, with the text it was taken on and the comment's article."""
-    last = (select(Decision.comment_id, func.max(Decision.id).label("id"))
-            .where(Decision.decided_by == BY_MODERATOR).group_by(Decision.comment_id).subquery())
-    query = (select(Decision.status, Decision.reason, Decision.verdict, Decision.created_at, Revision.text,
-                    Article.external_id, Article.title, Article.body, Comment.language, Comment.external_id.label("comment"))
-             .join(last, last.c.id == Decision.id)
-             .join(Comment, Comment.id == Decision.comment_id)
-             .join(Revision, and_(Revision.comment_id == Decision.comment_id, Revision.number == Decision.revision))
-             .join(Article, Article.id == Comment.article_id))
     rows = []
-    for row in session.execute(query):
-        rows.append({**_canonical(row.text, labels_of(row.status, row.reason), row.external_id, row.title, row.body,
-                                  row.language, f"{DECISIONS_FILE}:{row.comment}"),
-                     "at": row.created_at, "override": row.verdict == OVERRIDE, "scale": 1.0, "file": DECISIONS_FILE})
+    for decision, text, comment, article in session.execute(last_decisions()):
+        rows.append({**_canonical(text, labels_of(decision.status, decision.reason), article.external_id, article.title,
+                                  article.body, comment.language, f"{DECISIONS_FILE}:{comment.external_id}"),
+                     "at": decision.created_at, "override": decision.verdict == OVERRIDE, "scale": 1.0, "file": DECISIONS_FILE})
     return _frame(rows)
 
 

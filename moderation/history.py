@@ -161,18 +161,21 @@ def imported_count(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(HistoryComment))
 
 
-def exported(session: Session, since: datetime | None = None):
-    """Each comment a moderator decided (their last decision on it), oldest decision first, as `import` reads it back."""
+def last_decisions():
+    """The query of the last moderator decision on each comment, with the text it was taken on, the comment and its article."""
     last = (select(Decision.comment_id, func.max(Decision.id).label("id"))
             .where(Decision.decided_by == BY_MODERATOR).group_by(Decision.comment_id).subquery())
-    query = (select(Decision, Revision.text, Comment, Article)
-             .join(last, last.c.id == Decision.id)
-             .join(Comment, Comment.id == Decision.comment_id)
-             .join(Revision, and_(Revision.comment_id == Decision.comment_id, Revision.number == Decision.revision))
-             .join(Article, Article.id == Comment.article_id)
-             .order_by(Decision.created_at, Decision.id))
-    if since is not None:
-        query = query.where(Decision.created_at >= since)
+    return (select(Decision, Revision.text, Comment, Article)
+            .join(last, last.c.id == Decision.id)
+            .join(Comment, Comment.id == Decision.comment_id)
+            .join(Revision, and_(Revision.comment_id == Decision.comment_id, Revision.number == Decision.revision))
+            .join(Article, Article.id == Comment.article_id)
+            .order_by(Decision.created_at, Decision.id))
+
+
+def exported(session: Session, since: datetime | None = None):
+    """Each comment a moderator decided (their last decision on it), oldest decision first, as `import` reads it back."""
+    query = last_decisions() if since is None else last_decisions().where(Decision.created_at >= since)
     for decision, text, comment, article in session.execute(query):
         yield {"id": comment.external_id, "text": text, "status": decision.status, "reason": decision.reason,
                "verdict": decision.verdict, "decided_at": decision.created_at.isoformat(),
