@@ -7,7 +7,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from ..auth.models import User
-from ..comments.models import BY_MODEL, BY_MODERATOR, OVERRIDE, PENDING, Comment, Decision
+from ..comments.models import BY_MODEL, BY_MODERATOR, OVERRIDE, PENDING, Comment, Decision, Revision, Score
 
 DAYS = 14
 
@@ -29,13 +29,33 @@ class Day:
 
 
 @dataclass(frozen=True)
+class VersionAgreement:
+    """How often moderators agreed with one model version, on the revisions it scored."""
+
+    version: str
+    decided: int
+    overrides: int
+
+    @property
+    def override_rate(self) -> float:
+        """Share of moderator decisions on this version's scores that went against it."""
+        return self.overrides / self.decided
+
+    @property
+    def agreement(self) -> float:
+        """Share of moderator decisions on this version's scores that agreed with it."""
+        return 1 - self.override_rate
+
+
+@dataclass(frozen=True)
 class Dashboard:
-    """What the dashboard shows, over the last DAYS days."""
+    """What the dashboard shows, over the last DAYS days (and per model version, since the site began)."""
 
     days: list[Day]
     waiting: int
     oldest_waiting: datetime | None
     moderators: list[tuple[str, int, int]]
+    versions: list[VersionAgreement]
 
     @property
     def peak(self) -> int:
@@ -74,7 +94,25 @@ def dashboard(session: Session, now: datetime) -> Dashboard:
         days=[Day(day, received.get(day, 0), *decisions.get(day, (0, 0, 0))) for day in days],
         waiting=waiting, oldest_waiting=oldest,
         moderators=[(name, count, int(overrides or 0)) for name, count, overrides in moderators],
+        versions=by_version(session),
     )
+
+
+def by_version(session: Session) -> list[VersionAgreement]:
+    """Moderator decisions and overrides per model version, newest version first, since the site began.
+
+    A decision counts for the version that scored the revision it decided: an edit scored by a newer
+    model is judged against that model, not the one that scored the first text.
+    """
+    scored = (select(Score.model_version, Revision.comment_id, Revision.number)
+              .join(Revision, Revision.id == Score.revision_id).distinct().subquery())
+    rows = session.execute(
+        select(scored.c.model_version, func.count(), func.sum(case((Decision.verdict == OVERRIDE, 1), else_=0)))
+        .select_from(Decision).join(scored, (scored.c.comment_id == Decision.comment_id) & (scored.c.number == Decision.revision))
+        .where(Decision.decided_by == BY_MODERATOR)
+        .group_by(scored.c.model_version).order_by(scored.c.model_version.desc())
+    ).all()
+    return [VersionAgreement(version, count, int(overrides or 0)) for version, count, overrides in rows]
 
 
 def _per_day(session: Session, query) -> dict[date, int]:

@@ -297,3 +297,6 @@ def client(client_id):
                                 .order_by(DeliveryAttempt.id)):
         attempts.setdefault(attempt.delivery_id, []).append(attempt)
     return render_template("admin/client.html", client=found, deliveries=deliveries, attempts=attempts)
+
+
+from . import versions_views  # noqa: E402,F401  (the model-version pages join this blueprint)
