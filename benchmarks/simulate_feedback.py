@@ -194,7 +194,7 @@ def figures(counts: dict) -> dict:
 def header() -> str:
     """The weekly table's column names."""
     return (f"{'week':>4} {'model':<17} {'comments':>8} {'toxic':>5} {'recall':>6} {'prec':>6} {'read':>6} "
-            f"{'(toxic flag / off-topic only / QA)':>34} {'overr':>6} {'AUC':>6} {'cand.AUC':>8}  refresh")
+            f"{'(toxic flag / off-topic only / QA)':>34} {'overr':>6} {'AUC':>6} {'cand.AUC':>8} {'recent PR-AUC':>13}  refresh")
 
 
 def line(week: int, version: str, counts: dict, shares: dict, auc: float, candidate_auc: float, outcome) -> str:
@@ -204,7 +204,14 @@ def line(week: int, version: str, counts: dict, shares: dict, auc: float, candid
     verdict = f"{'promoted' if outcome.promoted else 'kept'} ({outcome.version})"
     return (f"{week:>4} {version:<17} {counts['comments']:>8} {counts['toxic']:>5} {shares['recall']:>6.3f} "
             f"{shares['precision']:>6.3f} {shares['read']:>6.3f} {reasons:>34} {shares['override']:>6.3f} "
-            f"{auc:>6.3f} {candidate_auc:>8.3f}  {verdict}")
+            f"{auc:>6.3f} {candidate_auc:>8.3f} {recent_pr_auc(outcome):>13}  {verdict}")
+
+
+def recent_pr_auc(outcome) -> str:
+    """Toxic PR-AUC of the active model and the candidate on the site's recent decisions, as the gate compared them."""
+    recent = outcome.comparison.get("recent", {})
+    values = [((recent.get(name) or {}).get("toxic") or {}).get("pr_auc") for name in ("active", "candidate")]
+    return " -> ".join("-" if value is None else f"{value:.3f}" for value in values)
 
 
 def write_plot(path: Path, weeks: list[dict], start_auc: float, final_auc: float) -> None:
