@@ -22,7 +22,8 @@ from .history import HISTORY_FORMAT, HistoryComment, HistoryImport, labels_of, l
 from .splits import SITE_ROWS
 from .training import source_weight
 
-# 800 of a French forum's own labelled posts at weight 3 took ROC-AUC on its other posts from 0.697 to 0.751 (issue 11).
+# In a plain TF-IDF model, 800 of a French forum's own posts at weight 3 took ROC-AUC on its other posts from 0.697 to
+# 0.751 (issue 11); through import and refresh, 800 of CyberAgression's gained 0.006-0.022 (benchmarks/bench_site_history.py).
 SITE_WEIGHT = 3.0
 OVERRIDE_WEIGHT = 2.0
 HALF_LIFE_DAYS = 182.0
