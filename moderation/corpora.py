@@ -157,9 +157,8 @@ def _read_delimited(path: Path, content: str, delimiter: str) -> pd.DataFrame:
     return pd.DataFrame(body, columns=header, dtype=object)
 
 
-def _read_jsonl(path: Path, content: str) -> pd.DataFrame:
-    """Parse JSON lines, one object per line."""
-    records = []
+def json_records(path: Path, content: str):
+    """(line number, object) of each JSON line, blank lines skipped; a line that is not a JSON object is refused by its number."""
     for number, line in enumerate(content.splitlines(), start=1):
         if not line.strip():
             continue
@@ -169,7 +168,13 @@ def _read_jsonl(path: Path, content: str) -> pd.DataFrame:
             raise DataError(f"{path}: line {number} is not valid JSON ({error.msg})") from None
         if not isinstance(record, dict):
             raise DataError(f"{path}: line {number} is not a JSON object")
-        records.append({key: "" if value is None else str(value) for key, value in record.items()})
+        yield number, record
+
+
+def _read_jsonl(path: Path, content: str) -> pd.DataFrame:
+    """Parse JSON lines, one object per line."""
+    records = [{key: "" if value is None else str(value) for key, value in record.items()}
+               for _, record in json_records(path, content)]
     if not records:
         raise DataError(f"{path}: the file is empty")
     columns = list(dict.fromkeys(key for record in records for key in record))

@@ -204,16 +204,8 @@ def _delimited_records(path: Path, content: str, delimiter: str):
 
 
 def _json_records(path: Path, content: str):
-    """(line, {field: value}) of each JSON line; a line that is not a JSON object is refused by its number."""
-    for number, line in enumerate(content.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataError(f"{path}: line {number} is not valid JSON ({error.msg})") from None
-        if not isinstance(record, dict):
-            raise DataError(f"{path}: line {number} is not a JSON object")
+    """(line, {field: value}) of each JSON line, field names compared without case or surrounding space."""
+    for number, record in corpora.json_records(path, content):
         yield number, {key.strip().lower(): value for key, value in record.items()}
 
 

@@ -2,8 +2,13 @@
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -298,3 +303,35 @@ def keyed_app(models_dir, sqlite_template, tmp_path_factory):
                       "API_RATE_PER_SECOND": 10_000.0, "API_RATE_BURST": 10_000.0})
     yield app, key
     app.extensions["palabre.database"].engine.dispose()
+
+
+@contextmanager
+def gunicorn_serving(env: dict, log: Path, workers: int = 2, threads: int = 2):
+    """`gunicorn app:app` on a free local port, as the README's production setup runs it; its base URL once /readyz answers.
+
+    Skipped where gunicorn is not installed; stopped with SIGINT (as a Ctrl-C would) at the end of the block.
+    """
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    if not gunicorn.exists():
+        pytest.skip(f"gunicorn is not installed beside {sys.executable}: pip install -r requirements.txt")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with log.open("wb") as output:
+        server = subprocess.Popen([str(gunicorn), "--workers", str(workers), "--threads", str(threads), "--bind",
+                                   f"127.0.0.1:{port}", "app:app"], cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(base + "/readyz", timeout=5).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, log.read_text()
+                time.sleep(0.2)
+        yield base
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(30)
+    assert server.returncode == 0, log.read_text()[-2000:]

@@ -4,18 +4,14 @@ import http.client
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, TEST_KEY, resign, run_cli
-from .test_timings import ARTICLE, free_port, keyed_database
+from .conftest import TEST_KEY, gunicorn_serving, resign, run_cli
+from .test_timings import ARTICLE, keyed_database
 
 FIRST, SECOND = "20260101-000000", "20260102-000000"
 ROUND = 16  # comments sent at once, so that both workers answer some of them
@@ -68,27 +64,11 @@ def switched_within(base: str, key: str, expected: str, prefix: str) -> str:
 
 
 def test_activate_and_rollback_reach_every_worker_within_ten_seconds(two_versions, sqlite_url, tmp_path):
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    if not gunicorn.exists():
-        pytest.skip(f"gunicorn is not installed beside {sys.executable}: pip install -r requirements.txt")
     key = keyed_database(sqlite_url)
-    port = free_port()
     env = dict(os.environ, MODERATION_DATABASE_URL=sqlite_url, MODERATION_MODELS_DIR=str(two_versions),
                MODERATION_SECRET_KEY=TEST_KEY, TMPDIR=str(tmp_path))
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    with (tmp_path / "gunicorn.log").open("wb") as log:
-        server = subprocess.Popen([str(gunicorn), "--workers", "2", "--threads", "2", "--bind", f"127.0.0.1:{port}", "app:app"],
-                                  cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(base + "/readyz", timeout=5).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline and server.poll() is None, (tmp_path / "gunicorn.log").read_text()
-                time.sleep(0.2)
+    with gunicorn_serving(env, tmp_path / "gunicorn.log") as base:
         assert versions_answering(base, key, "before") == {FIRST}
         run_cli("models", "activate", SECOND, models_dir=two_versions, check=True)
         scored_by_second = switched_within(base, key, SECOND, "activated")
@@ -97,7 +77,3 @@ def test_activate_and_rollback_reach_every_worker_within_ten_seconds(two_version
         stored = urllib.request.Request(f"{base}/api/v1/comments/{scored_by_second}-0", headers={"Authorization": f"Bearer {key}"})
         with urllib.request.urlopen(stored, timeout=30) as response:
             assert json.loads(response.read())["model_version"] == SECOND, "a comment keeps the version that scored it"
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(30)
-    assert server.returncode == 0

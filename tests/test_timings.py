@@ -3,23 +3,17 @@
 import http.client
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from moderation import create_app, settings
 from moderation.api.clients import create_client
 from moderation.database import Database
 
-from .conftest import ROOT, LiveServer
+from .conftest import LiveServer, gunicorn_serving
 
 ARTICLE = {"id": "sport-timings", "title": "Les Éléphants qualifiés pour la CAN",
            "body": "La sélection ivoirienne s'est qualifiée pour la Coupe d'Afrique des nations."}
@@ -78,34 +72,11 @@ def test_each_new_comment_passes_once_through_every_stage_of_an_answer(models_di
     assert after["sql select articles"] - before["sql select articles"] <= 1, "an article read a moment ago is not read again"
 
 
-def free_port() -> int:
-    """A local port nobody listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_metrics_add_up_the_answers_of_every_gunicorn_worker(models_dir, sqlite_url, tmp_path):
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    if not gunicorn.exists():
-        pytest.skip(f"gunicorn is not installed beside {sys.executable}: pip install -r requirements.txt")
     key = keyed_database(sqlite_url)
-    port = free_port()
     env = dict(os.environ, MODERATION_DATABASE_URL=sqlite_url, MODERATION_MODELS_DIR=str(models_dir), TMPDIR=str(tmp_path))
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # gunicorn.conf.py makes the shared folder itself
-    with (tmp_path / "gunicorn.log").open("wb") as log:
-        server = subprocess.Popen([str(gunicorn), "--workers", "2", "--threads", "2", "--bind", f"127.0.0.1:{port}", "app:app"],
-                                  cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(base + "/readyz", timeout=5).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline and server.poll() is None, (tmp_path / "gunicorn.log").read_text()
-                time.sleep(0.2)
+    with gunicorn_serving(env, tmp_path / "gunicorn.log") as base:
         with ThreadPoolExecutor(8) as pool:  # busy enough that both workers take some
             assert list(pool.map(lambda number: post_comment(base, key, f"g{number}"), range(COMMENTS))) == [201] * COMMENTS
         deadline = time.monotonic() + 10  # each worker moves its timings into the shared files twice a second
@@ -113,9 +84,6 @@ def test_metrics_add_up_the_answers_of_every_gunicorn_worker(models_dir, sqlite_
             time.sleep(0.1)
         seen = [stage_counts(base) for _ in range(6)]
         workers = {path.stem.rpartition("_")[2] for path in tmp_path.glob("palabre-metrics-*/histogram_*.db")}
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(30)
     assert len(workers) == 2, f"the answers were not spread over both workers: {sorted(workers)}"
     assert [(counts["answer api"], counts["score"]) for counts in seen] == [(COMMENTS, COMMENTS)] * 6
     assert not list(tmp_path.glob("palabre-metrics-*")), "the metrics folder outlived the server"
