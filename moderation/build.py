@@ -50,8 +50,9 @@ def build(data_paths, registry: Registry, checks_path: Path | None = DEFAULT_CHE
     """Train a new version from data files (and a site's own rows) and save it with its metrics, checks and report.
 
     `site` sources (the refresh's, see feedback.py) are learnt from but never held out by `splits`.
-    `judge(model, held_out, checks)` returns what the refresh made of the new version, stored (signed)
-    in its metadata under "refresh", and the curves its report draws (see report.write).
+    `judge(model, held_out, (holdout_metrics, probabilities), checks)` returns what the refresh made of
+    the new version, stored (signed) in its metadata under "refresh", and the curves its report draws
+    (see report.write); it is given the measures already taken on the holdout, not to score it twice.
     """
     dataset = corpora.load(data_paths)
     for note in dataset.skipped:
@@ -89,7 +90,7 @@ def build(data_paths, registry: Registry, checks_path: Path | None = DEFAULT_CHE
     }
     curves = {}
     if judge is not None:
-        metadata["refresh"], curves = judge(model, held_out, checks)
+        metadata["refresh"], curves = judge(model, held_out, (holdout_metrics, probabilities), checks)
     holdout = {
         label: (held_out.loc[held_out[label].notna(), label].to_numpy(int), probabilities[label][held_out[label].notna().to_numpy()])
         for label in LABELS

@@ -111,8 +111,11 @@ class _Judge:
         self.active, self.active_scorer, self.split, self.dry_run = active, active_scorer, split, dry_run
         self.passed, self.reasons, self.comparison = False, [], {}
 
-    def __call__(self, model, held_out, checks) -> tuple[dict, dict]:
-        """What the refresh stores in the candidate's metadata, and each label's (targets, scores) per model and holdout."""
+    def __call__(self, model, held_out, measured: tuple[dict, dict], checks) -> tuple[dict, dict]:
+        """What the refresh stores in the candidate's metadata, and each label's (targets, scores) per model and holdout.
+
+        `measured` is the candidate's metrics and probabilities on the holdout, as training took them.
+        """
         models = {"candidate": (model.pipelines, model.policy)}
         if self.active_scorer is not None:
             models["active"] = (self.active_scorer.pipelines, self.active_scorer.policy)
@@ -121,8 +124,11 @@ class _Judge:
             if frame.empty:
                 continue
             for name, (pipelines, policy) in models.items():
-                thresholds = {label: t.review for label, t in policy.thresholds.items()}
-                self.comparison[where][name], _, probabilities = evaluate(pipelines, thresholds, frame)
+                if (where, name) == ("holdout", "candidate"):
+                    self.comparison[where][name], probabilities = measured
+                else:
+                    thresholds = {label: t.review for label, t in policy.thresholds.items()}
+                    self.comparison[where][name], _, probabilities = evaluate(pipelines, thresholds, frame)
                 for label in LABELS:
                     known = frame[label].notna().to_numpy()
                     curves[where].setdefault(label, {})[name] = (frame.loc[known, label].to_numpy(int), probabilities[label][known])
