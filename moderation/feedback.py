@@ -46,7 +46,7 @@ def gather(session: Session) -> pd.DataFrame:
     """Every comment a moderator decided (the last decision on it) and every imported comment with a label, oldest first.
 
     Canonical columns (as `corpora` gives them) plus `at` (when it was decided, or written for
-    imported rows; NaT when unknown), `override` and `file` (SITE_FILES).
+    imported rows; NaT when unknown), `override`, `scale` (an imported corpus's share of weight) and `file` (SITE_FILES).
     """
     frame = pd.concat([_decided(session), _imported(session)], ignore_index=True)
     known = frame[list(LABELS)].notna().any(axis=1)
