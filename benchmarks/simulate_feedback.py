@@ -10,7 +10,9 @@ order drawn from --seed. About a quarter of the conversations, chosen by a hash 
 are the site's held-out comments: never sent, only scored. Each week, on a scratch SQLite
 database: the week's comments are received one by one with the active model
 (`receiving.receive_comment`, the site's default settings: the model's thresholds, a 2% QA
-sample); every comment the policy sends to review is decided by its gold label as a moderator
+sample, except that the stream has no off-topic label to decide by, so the simulated site
+moderates toxicity only: its off-topic review threshold is pinned at 1.0, as an admin would for a
+chat without articles); every comment the policy sends to review is decided by its gold label as a moderator
 would (`service.decide`: published if not toxic, rejected as toxic if toxic), and what the model
 published on its own stays published; then `refresh.refresh` runs on data/ as in production and
 promotes its candidate or keeps the active model. Each refresh trains a model (2-3 minutes here),
@@ -41,13 +43,14 @@ sys.path.insert(0, str(ROOT))
 from bench_bulk import machine  # noqa: E402
 from scratch import scratch_database  # noqa: E402
 
-from moderation import corpora, refresh, training  # noqa: E402
+from moderation import corpora, refresh, settings, training  # noqa: E402
 from moderation.auth.models import User  # noqa: E402
 from moderation.build import DEFAULT_CHECKS, Progress, build  # noqa: E402
 from moderation.comments.models import OVERRIDE, PENDING, PUBLISHED, REJECTED  # noqa: E402
 from moderation.database import Database  # noqa: E402
 from moderation.evaluation import label_metrics  # noqa: E402
 from moderation.receiving import IncomingComment, receive_comment  # noqa: E402
+from moderation.policy import LabelThresholds  # noqa: E402
 from moderation.registry import Registry  # noqa: E402
 from moderation.service import decide  # noqa: E402
 from moderation.validation import InputError, check_text  # noqa: E402
@@ -278,6 +281,8 @@ def main() -> None:
         results = []
         with database.session() as session:
             moderator = new_moderator(session)
+            settings.pin_thresholds(session, {"off_topic": LabelThresholds(1.0)})
+            session.commit()
             for week in range(weeks):
                 start = FIRST_WEEK + WEEK * week
                 counts = replay_week(session, scorer, moderator, stream.iloc[week * per_week:(week + 1) * per_week], start)

@@ -46,6 +46,8 @@ SWAPPED_COPIES = 2
 SWAPPED_WEIGHT = 0.5
 # French word vectors beside the TF-IDF blocks (see vectors.py): +0.02 ROC-AUC on the HateDay dev set, +0.04 on FTR.
 WORD_VECTORS = True
+# The most of all the training weight a site's own rows may carry (see _bound_site_share).
+MAX_SITE_SHARE = 0.5
 # A phone-typed copy of each written comment, so typography carries no label.
 NOISY_WEIGHT = 0.3
 
@@ -96,6 +98,20 @@ def sample_weights(frame: pd.DataFrame, formats: dict[str, str]) -> np.ndarray:
     """Per-row weight from the format of the row's source and the row's language."""
     kinds = frame["file"].map(lambda path: formats.get(path, "canonical"))
     return np.array([source_weight(kind, language) for kind, language in zip(kinds, frame["language"])], dtype=float)
+
+
+def _bound_site_share(frame: pd.DataFrame, formats: dict[str, str], progress) -> None:
+    """Scale a site's rows down, in place, so they weigh at most MAX_SITE_SHARE of all the weight.
+
+    Past that, data/'s identity, counter-speech and negation examples are outweighed and the
+    model starts flagging "les musulmans" for the words a site's abusers use them with.
+    """
+    site = frame["file"].map(formats).eq("site").to_numpy()
+    own, rest = frame.loc[site, "weight"].sum(), frame.loc[~site, "weight"].sum()
+    limit = MAX_SITE_SHARE / (1 - MAX_SITE_SHARE) * rest
+    if own > limit > 0:
+        frame.loc[site, "weight"] *= limit / own
+        progress(f"the site's rows weigh {own:,.0f}, scaled to {limit:,.0f} ({MAX_SITE_SHARE:.0%} of all the weight)")
 
 
 def _classifier(label: str, splits) -> CalibratedClassifierCV:
@@ -178,14 +194,17 @@ def _toxic_rows(frame: pd.DataFrame, rows, news: np.ndarray) -> _Rows:
     return out
 
 
-def _off_topic_rows(frame: pd.DataFrame, rows, normalised, context: ContextFeatures) -> _Rows:
-    """Off-topic training rows: each comment with full, article-only and no context, plus moved ones."""
+def _off_topic_rows(frame: pd.DataFrame, rows, normalised, context: ContextFeatures, news: np.ndarray) -> _Rows:
+    """Off-topic training rows: each comment with full, article-only and no context, plus moved ones.
+
+    Thresholds are judged on the news comments in their full context.
+    """
     out = _Rows()
     for index, (text, article, thread) in enumerate(rows):
         variants = [(text, article, thread), (text, article, ""), (text, "", "")] if article else [(text, "", "")]
         for number, variant in enumerate(variants):
             out.add(variant, frame["off_topic"].iloc[index], frame["weight"].iloc[index] / len(variants),
-                    frame["group"].iloc[index], realistic=number == 0)
+                    frame["group"].iloc[index], realistic=number == 0 and bool(news[index]))
     for group, variant in _moved_rows(frame, rows, normalised, context):
         out.add(variant, 1, MOVED_WEIGHT, group, realistic=False)
     return out
@@ -253,6 +272,7 @@ def train(dataset: Dataset, progress=lambda message: None) -> TrainedModel:
     frame["weight"] = sample_weights(frame, formats)
     if "row_weight" in frame:
         frame["weight"] *= frame["row_weight"].fillna(1.0).to_numpy(dtype=float)
+    _bound_site_share(frame, formats, progress)
     unweighted = sorted(set(frame.loc[frame["weight"] == 0, "file"]))
     if unweighted:
         progress(f"left out at weight 0: {', '.join(unweighted)}")
@@ -268,8 +288,10 @@ def train(dataset: Dataset, progress=lambda message: None) -> TrainedModel:
     context_features = ContextFeatures().fit(normalised)
     progress(f"vocabulary: {len(text_features.word_.vocabulary_)} words, {len(text_features.char_.vocabulary_)} character n-grams")
     feature_steps = {"toxic": text_features, "off_topic": FeatureUnion([("text", text_features), ("context", context_features)])}
-    # Thresholds are judged on news comments (data/ and the site's own) when there are any, not on keyword-collected tweets.
-    news = frame["file"].map(formats).isin(("canonical", "site")).to_numpy()
+    # Thresholds are judged on data/'s news comments when there are any: not on keyword-collected tweets, and not on a
+    # site's own rows, so a refresh's candidate is held to the same thresholds' meaning as the model it may replace
+    # (a site that wants its own sets them in the admin pages).
+    news = frame["file"].map(formats).eq("canonical").to_numpy()
 
     pipelines, thresholds, suggestions = {}, {}, {}
     for label in LABELS:
@@ -279,7 +301,7 @@ def train(dataset: Dataset, progress=lambda message: None) -> TrainedModel:
         if label == "toxic":
             label_rows = _toxic_rows(subset, subset_rows, news[known])
         else:
-            label_rows = _off_topic_rows(subset, subset_rows, normalised[known], context_features)
+            label_rows = _off_topic_rows(subset, subset_rows, normalised[known], context_features, news[known])
         steps = feature_steps[label]
         design = _Design(label, label_rows, lambda batch, steps=steps: steps.transform(normaliser.transform(batch)))
         judged = np.asarray(label_rows.realistic) if any(label_rows.realistic) else np.ones(len(design.targets), bool)

@@ -12,15 +12,16 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
+from sqlalchemy import select
 
-from moderation import feedback, history, refresh, schedule
+from moderation import feedback, history, refresh, schedule, training
 from moderation.build import build
-from moderation.comments.models import PUBLISHED, REJECTED
+from moderation.comments.models import PUBLISHED, REJECTED, Comment
 from moderation.history import HistoryComment, HistoryImport
 from moderation.receiving import receive_comments
 from moderation.registry import Registry
 from moderation.service import decide
-from moderation.training import source_weight
+from moderation.training import MAX_SITE_SHARE, source_weight
 
 from .conftest import ROOT, TEST_KEY, add_user, incoming
 
@@ -137,6 +138,57 @@ def test_the_time_split_never_learns_from_a_decision_as_new_as_those_it_is_judge
                          "scale": 1.0})
     year_old, confirmed, overridden = feedback.weights(ages, split.cut)
     assert year_old < confirmed < overridden, "newer decisions, and overrides above all, weigh more"
+
+
+def test_an_imported_history_alone_is_judged_on_a_share_of_itself_and_can_be_promoted(database, small_data, registry, tmp_path):
+    before = registry.active()
+    path = tmp_path / "archive.csv"
+    pd.DataFrame([(text, int(status == REJECTED)) for text, status, _ in coded_insults(300, seed=8)],
+                 columns=["text", "toxic"]).to_csv(path, index=False)
+    with database.session() as session:
+        history.store(session, history.read(path))
+        session.commit()
+    outcome = refresh.refresh(database, registry, [small_data], checks_path=None)
+    stored = registry.verify(outcome.version)["refresh"]
+    assert stored["judged"] == "the site's held-out history" and 40 <= stored["recent_rows"] <= 80
+    assert stored["site_rows"] + stored["recent_rows"] == 300
+    assert outcome.promoted and registry.active() == outcome.version != before, outcome.reasons
+    assert any("the site's held-out history" in reason for reason in outcome.reasons)
+
+
+def test_a_comment_held_as_toxic_and_published_teaches_that_it_is_not_toxic_but_nothing_of_its_topic(database, registry):
+    insult, spam = f"Le ministre ment encore sur le budget, ce {CODED} de voleur", "Gagnez 500 000 FCFA par jour sur www.pari-facile.ci"
+    moderate(database, registry, [(insult, PUBLISHED, None), (spam, PUBLISHED, None)])
+    with database.session() as session:
+        flags = {row.text: (row.toxic_flag, row.off_topic_flag, row.review_reason)
+                 for row in session.scalars(select(Comment))}
+        rows = feedback.gather(session).set_index("text")
+    assert flags[insult][:2] == (True, False) and flags[insult][2] == "flagged", "the small model holds the insult as toxic only"
+    assert flags[spam][1], "the small model holds the betting link as off-topic"
+    assert rows.at[insult, "toxic"] == 0 and pd.isna(rows.at[insult, "off_topic"])
+    assert rows.at[spam, "toxic"] == 0 and rows.at[spam, "off_topic"] == 0, "published after an off-topic flag: on topic here"
+
+
+def test_a_site_of_many_rows_is_learnt_from_a_sample_drawn_by_weight():
+    frame = pd.DataFrame({"text": [f"commentaire {number}" for number in range(10_000)],
+                          "at": pd.date_range(end=START, periods=10_000, freq="h", tz=UTC),
+                          "override": [number % 10 == 0 for number in range(10_000)], "scale": 1.0})
+    weights = feedback.weights(frame, START)
+    drawn = feedback.sample(frame, weights, limit=1000)
+    assert len(drawn) == 1000 and drawn["text"].is_unique
+    assert drawn["row_weight"].sum() == pytest.approx(1000 * weights.mean())
+    assert drawn["override"].mean() > 0.15, "overridden decisions, a tenth of the rows, weigh double and are drawn more"
+    assert drawn["at"].median() > frame["at"].median(), "newer decisions are drawn more"
+    assert drawn["text"].tolist() == feedback.sample(frame, weights, limit=1000)["text"].tolist(), "the same draw every run"
+    assert feedback.sample(frame.head(500), weights[:500], limit=1000)["row_weight"].tolist() == list(weights[:500])
+
+
+def test_a_sites_rows_never_weigh_more_than_everything_else_together():
+    frame = pd.DataFrame({"file": ["data/a.csv"] * 100 + ["site:decisions"] * 1000, "weight": [1.0] * 100 + [3.0] * 1000})
+    said = []
+    training._bound_site_share(frame, {"data/a.csv": "canonical", "site:decisions": "site"}, said.append)
+    assert frame.loc[frame["file"] == "site:decisions", "weight"].sum() == pytest.approx(100 * MAX_SITE_SHARE / (1 - MAX_SITE_SHARE))
+    assert frame.loc[frame["file"] == "data/a.csv", "weight"].sum() == 100 and "scaled" in said[0]
 
 
 def run_refresh(database_url: str, models: str, data, *options) -> subprocess.Popen:
