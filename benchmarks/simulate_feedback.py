@@ -49,8 +49,8 @@ from moderation.build import DEFAULT_CHECKS, Progress, build  # noqa: E402
 from moderation.comments.models import OVERRIDE, PENDING, PUBLISHED, REJECTED  # noqa: E402
 from moderation.database import Database  # noqa: E402
 from moderation.evaluation import label_metrics  # noqa: E402
-from moderation.receiving import IncomingComment, receive_comment  # noqa: E402
 from moderation.policy import LabelThresholds  # noqa: E402
+from moderation.receiving import IncomingComment, receive_comment  # noqa: E402
 from moderation.registry import Registry  # noqa: E402
 from moderation.service import decide  # noqa: E402
 from moderation.validation import InputError, check_text  # noqa: E402

@@ -3,10 +3,13 @@
 The weekly refresh learns from these rows and judges on the newest decisions, which it never
 trains on: `split_by_time` cuts at a moment, so every row learnt from is older than every
 row judged on. Until the moderators have taken MIN_DECISIONS decisions, it judges on a share of
-the imported history instead, so a site that starts from its archive is judged on its own text. A moderator's decision weighs SITE_WEIGHT times a row of `data/`, twice that
-when it overrode the model (that is where the model is wrong), and half as much for every
-HALF_LIFE_DAYS of age, so the site's moderators of this season count more than last year's. A
-public corpus imported as history keeps the share of weight `training` gives that corpus.
+the imported history instead, so a site that starts from its archive is judged on its own text.
+
+A moderator's decision weighs SITE_WEIGHT times a row of `data/`, twice that when it overrode
+the model (that is where the model is wrong), and half as much for every HALF_LIFE_DAYS of age,
+so the site's moderators of this season count more than last year's. A public corpus imported
+as history keeps the share of weight `training` gives that corpus. Beyond MAX_ROWS, a sample
+drawn by weight is learnt from (`sample`), and training caps the site's share of all the weight.
 """
 
 import hashlib

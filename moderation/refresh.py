@@ -136,8 +136,8 @@ class _Judge:
                     known = frame[label].notna().to_numpy()
                     curves[where].setdefault(label, {})[name] = (frame.loc[known, label].to_numpy(int), probabilities[label][known])
         self.passed, self.reasons = decide(self.comparison, checks, self.active, self.split.described)
-        stored = {"judged": self.split.described, "active_before": self.active, "promoted": self.passed and not self.dry_run, "dry_run": self.dry_run,
-                  "reasons": self.reasons, "comparison": self.comparison, "site_rows": len(self.split.train),
+        stored = {"judged": self.split.described, "active_before": self.active, "promoted": self.passed and not self.dry_run,
+                  "dry_run": self.dry_run, "reasons": self.reasons, "comparison": self.comparison, "site_rows": len(self.split.train),
                   "recent_rows": len(self.split.recent), "cut": self.split.cut.isoformat() if self.split.cut else None,
                   "overridden": self._overridden(models)}
         return stored, curves
