@@ -126,12 +126,12 @@ def _refresh_section(folder: Path, refresh: dict, curves: dict) -> list[str]:
     """The refresh's verdict, both models side by side on both holdouts with their PR curves, and the overridden comments."""
     verdict = "promoted" if refresh["promoted"] else "not promoted" + (" (dry run)" if refresh["dry_run"] else "")
     lines = ["## Refresh", "", f"Candidate {verdict}; active before: {refresh['active_before'] or 'none'}. "
-             f"Learnt from {refresh['site_rows']} of the site's comments; judged on {refresh['recent_rows']} recent decisions"
-             + (f" from {refresh['cut']}." if refresh["cut"] else "."), "", *(f"- {reason}" for reason in refresh["reasons"]), ""]
+             f"Learnt from {refresh['site_rows']} of the site's comments; judged on {refresh['recent_rows']} of "
+             f"{refresh.get('judged', WHERE['recent'])}" + (f" from {refresh['cut']}." if refresh["cut"] else "."), "", *(f"- {reason}" for reason in refresh["reasons"]), ""]
     for where, models in refresh["comparison"].items():
         if not models:
             continue
-        lines += [f"### On {WHERE[where]}", "", "| label | model | " + " | ".join(COMPARED) + " |", "|---" * (len(COMPARED) + 2) + "|"]
+        lines += [f"### On {refresh.get('judged', WHERE[where]) if where == 'recent' else WHERE[where]}", "", "| label | model | " + " | ".join(COMPARED) + " |", "|---" * (len(COMPARED) + 2) + "|"]
         for label in next(iter(models.values())):
             for name, metrics in models.items():
                 values = metrics.get(label, {})

@@ -159,7 +159,7 @@ def test_a_versions_page_shows_the_refresh_comparison_side_by_side_its_reasons_a
     response = Browser(site, "ada").get(f"/admin/models/{CANDIDATE}")
     page = text_of(response)
     assert f"not promoted: {BASE} stayed active" in page and WORSE in page
-    assert f"Active before: {BASE} · 192 of the site's comments learnt from, 48 recent decisions judged on" in page
+    assert f"Active before: {BASE} · 192 of the site's comments learnt from, 48 judged on (the site's recent decisions)" in page
     assert "the data/ holdout toxic 0.8101 0.8827 0.7712 0.7948 12691" in page
     assert "the data/ holdout off-topic 0.9155 0.9167 0.9701 0.9715 2176" in page
     assert "the site's recent decisions toxic 0.9123 0.7930 0.9456 0.8012 48" in page
@@ -285,7 +285,7 @@ def test_the_models_page_follows_a_running_refresh_in_a_real_browser_and_reloads
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: the browser tests need Debian's Chromium (apt-get install -y chromium)")
     log, errors = registry.root / "refresh.log", []
-    log.write_text("[   1.0s] the site's own comments: 0 to learn from, 0 recent decisions to judge on\n")
+    log.write_text("[   1.0s] the site's own comments: 0 to learn from, 0 to judge on (the site's recent decisions)\n")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"], headless=True)
         page = chromium.new_context(base_url=site, locale="en-US").new_page()

@@ -22,6 +22,7 @@ from .views import blueprint
 REFRESH_LOG = "refresh.log"  # in the models folder: the output of the last refresh started from these pages
 LOG_LINES = 30
 JUDGED_ON = {"holdout": _l("the data/ holdout"), "recent": _l("the site's recent decisions")}  # the refresh's two holdouts
+HISTORY_JUDGED = _l("the site's held-out history")  # "recent" before the moderators' decisions are enough (feedback.py)
 
 
 def registry() -> Registry:
@@ -56,7 +57,10 @@ def model(version):
         problem = None
     except RegistryError as error:
         problem = str(error)
-    return render_template("admin/model.html", version=found, labels=LABELS, moment=moment, problem=problem, judged_on=JUDGED_ON,
+    judged_on = dict(JUDGED_ON)
+    if (found.get("refresh") or {}).get("judged") == "the site's held-out history":
+        judged_on["recent"] = HISTORY_JUDGED
+    return render_template("admin/model.html", version=found, labels=LABELS, moment=moment, problem=problem, judged_on=judged_on,
                            plots=[] if problem else plots(registry().root / version))
 
 
