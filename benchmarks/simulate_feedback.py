@@ -21,7 +21,10 @@ so the default 8 weeks take about 30-40 minutes; --quick runs 2 weeks of 200 com
 Per week: recall (of the week's toxic comments, the share not published without a human),
 precision of toxic flags, the share of comments a human had to read, the override rate of the
 moderators' decisions, the ROC-AUC of the active model (and of the week's candidate) on the
-held-out conversations, and the refresh's verdict with its reasons.
+held-out conversations, and the refresh's verdict with its reasons. The week's conversations
+differ, so the same three shares are also given for the active model on the held-out
+conversations (recall and precision at its toxic threshold, share flagged): the same comments
+every week, the figure that shows what the refreshes changed.
 """
 
 import argparse
@@ -197,17 +200,24 @@ def figures(counts: dict) -> dict:
 def header() -> str:
     """The weekly table's column names."""
     return (f"{'week':>4} {'model':<17} {'comments':>8} {'toxic':>5} {'recall':>6} {'prec':>6} {'read':>6} "
-            f"{'(toxic flag / off-topic only / QA)':>34} {'overr':>6} {'AUC':>6} {'cand.AUC':>8} {'recent PR-AUC':>13}  refresh")
+            f"{'(toxic flag / off-topic only / QA)':>34} {'overr':>6} {'AUC':>6} {'h.rec':>6} {'h.prec':>6} {'h.flag':>6} "
+            f"{'cand.AUC':>8} {'recent PR-AUC':>13}  refresh")
 
 
-def line(week: int, version: str, counts: dict, shares: dict, auc: float, candidate_auc: float, outcome) -> str:
+def line(week: int, version: str, counts: dict, shares: dict, held: dict, candidate_auc: float, outcome) -> str:
     """One week of the table."""
     off_topic = counts["read"] - counts["read_for_toxic"] - counts["read_for_sample"]
     reasons = f"{counts['read_for_toxic']} / {off_topic} / {counts['read_for_sample']}"
     verdict = f"{'promoted' if outcome.promoted else 'kept'} ({outcome.version})"
     return (f"{week:>4} {version:<17} {counts['comments']:>8} {counts['toxic']:>5} {shares['recall']:>6.3f} "
             f"{shares['precision']:>6.3f} {shares['read']:>6.3f} {reasons:>34} {shares['override']:>6.3f} "
-            f"{auc:>6.3f} {candidate_auc:>8.3f} {recent_pr_auc(outcome):>13}  {verdict}")
+            f"{held['roc_auc']:>6.3f} {held['recall']:>6.3f} {held['precision']:>6.3f} {flagged_share(held):>6.3f} "
+            f"{candidate_auc:>8.3f} {recent_pr_auc(outcome):>13}  {verdict}")
+
+
+def flagged_share(metrics: dict) -> float:
+    """The share of the rows flagged at the threshold."""
+    return (metrics["tp"] + metrics["fp"]) / metrics["rows"]
 
 
 def recent_pr_auc(outcome) -> str:
@@ -218,7 +228,7 @@ def recent_pr_auc(outcome) -> str:
 
 
 def write_plot(path: Path, weeks: list[dict], start_auc: float, final_auc: float) -> None:
-    """Each weekly figure against the week, promoted refreshes marked on the held-out ROC-AUC."""
+    """Each weekly figure against the week (the stream's, and the held-out conversations'), promoted refreshes marked."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -229,7 +239,10 @@ def write_plot(path: Path, weeks: list[dict], start_auc: float, final_auc: float
               ("read", "share read by a human"), ("override", "override rate"))
     figure, axes = plt.subplots(1, 5, figsize=(20, 3.8))
     for axis, (key, title) in zip(axes, panels):
-        axis.plot(numbers, [week[key] for week in weeks], marker="o")
+        axis.plot(numbers, [week[key] for week in weeks], marker="o", label="the week's comments")
+        if f"held_{key}" in weeks[0]:
+            axis.plot(numbers, [week[f"held_{key}"] for week in weeks], marker="x", linestyle="--", label="held-out conversations")
+            axis.legend(fontsize=8)
         axis.set(title=title, xlabel="week", ylim=(0, 1), xticks=numbers)
     axis = axes[-1]
     axis.plot([0, *numbers], [start_auc, *(week["auc"] for week in weeks[1:]), final_auc], marker="o", label="active model")
@@ -275,7 +288,8 @@ def main() -> None:
         database = Database(url)
         database.upgrade()
         scorer = registry.load()
-        start_auc = toxic_metrics(scorer, held)["roc_auc"]
+        start = toxic_metrics(scorer, held)
+        start_auc = start["roc_auc"]
         print(f"starting model {scorer.version}: held-out ROC-AUC {start_auc:.3f}", flush=True)
         print(header(), flush=True)
         results = []
@@ -286,19 +300,24 @@ def main() -> None:
             for week in range(weeks):
                 start = FIRST_WEEK + WEEK * week
                 counts = replay_week(session, scorer, moderator, stream.iloc[week * per_week:(week + 1) * per_week], start)
-                auc = toxic_metrics(scorer, held)["roc_auc"]
+                during = toxic_metrics(scorer, held)
                 outcome = refresh.refresh(database, registry, data_paths=[DATA], now=start + WEEK, progress=progress)
                 candidate_auc = toxic_metrics(registry.load(outcome.version), held)["roc_auc"]
                 shares = figures(counts)
-                print(line(week + 1, scorer.version, counts, shares, auc, candidate_auc, outcome), flush=True)
+                print(line(week + 1, scorer.version, counts, shares, during, candidate_auc, outcome), flush=True)
                 for reason in [*outcome.reasons, *failed_checks(registry, outcome.version)]:
                     print(f"{'':>9}{reason}", flush=True)
-                results.append({"week": week + 1, **shares, "auc": auc, "candidate_auc": candidate_auc, "promoted": outcome.promoted})
+                results.append({"week": week + 1, **shares, "auc": during["roc_auc"], "held_recall": during["recall"],
+                                "held_precision": during["precision"], "held_read": flagged_share(during),
+                                "candidate_auc": candidate_auc, "promoted": outcome.promoted})
                 scorer = registry.load()
-        final_auc = toxic_metrics(scorer, held)["roc_auc"]
+        final = toxic_metrics(scorer, held)
+        final_auc = final["roc_auc"]
         promotions = sum(week["promoted"] for week in results)
-        print(f"after {weeks} weeks: active model {scorer.version}, held-out ROC-AUC {start_auc:.3f} -> {final_auc:.3f} "
-              f"({promotions} of {weeks} refreshes promoted)")
+        print(f"after {weeks} weeks: active model {scorer.version} ({promotions} of {weeks} refreshes promoted); on the held-out "
+              f"conversations, start -> end: ROC-AUC {start_auc:.3f} -> {final_auc:.3f}, recall {start['recall']:.3f} -> "
+              f"{final['recall']:.3f}, precision {start['precision']:.3f} -> {final['precision']:.3f}, flagged "
+              f"{flagged_share(start):.3f} -> {flagged_share(final):.3f}")
     if args.plot:
         write_plot(args.plot, results, start_auc, final_auc)
         print(f"wrote {args.plot}")
