@@ -170,11 +170,12 @@ class _Design:
         classifier = _classifier(self.label, splits)
         return classifier.fit(self.matrix[index], self.targets[index], sample_weight=self.weights[index])
 
-    def out_of_fold(self) -> np.ndarray:
+    def out_of_fold(self, progress=lambda message: None) -> np.ndarray:
         """Each row's probability from a model that never saw its article."""
         probabilities = np.zeros(len(self.targets))
-        for train_index, test_index in _folds(self.rows.articles, THRESHOLD_FOLDS, "threshold"):
+        for number, (train_index, test_index) in enumerate(_folds(self.rows.articles, THRESHOLD_FOLDS, "threshold"), 1):
             probabilities[test_index] = self.fit(train_index).predict_proba(self.matrix[test_index])[:, 1]
+            progress(f"{self.label}: threshold fold {number} of {THRESHOLD_FOLDS} scored")
         return probabilities
 
 
@@ -305,7 +306,8 @@ def train(dataset: Dataset, progress=lambda message: None) -> TrainedModel:
         steps = feature_steps[label]
         design = _Design(label, label_rows, lambda batch, steps=steps: steps.transform(normaliser.transform(batch)))
         judged = np.asarray(label_rows.realistic) if any(label_rows.realistic) else np.ones(len(design.targets), bool)
-        review, suggestions[label] = _thresholds(design.targets[judged], design.out_of_fold()[judged])
+        progress(f"{label}: {len(design.targets)} rows in {design.matrix.shape[1]} features")
+        review, suggestions[label] = _thresholds(design.targets[judged], design.out_of_fold(progress)[judged])
         thresholds[label] = LabelThresholds(review)
         pipelines[label] = Pipeline([("normalise", normaliser), ("features", steps), ("classifier", design.fit())])
         progress(f"{label}: fitted on {len(design.targets)} rows, review threshold {review}")
