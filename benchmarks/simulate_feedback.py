@@ -24,7 +24,11 @@ moderators' decisions, the ROC-AUC of the active model (and of the week's candid
 held-out conversations, and the refresh's verdict with its reasons. The week's conversations
 differ, so the same three shares are also given for the active model on the held-out
 conversations (recall and precision at its toxic threshold, share flagged): the same comments
-every week, the figure that shows what the refreshes changed.
+every week, the figure that shows what the refreshes changed. The model's thresholds keep their
+meaning, so a better model catches more and is read more; `h.read@r0` is the workload at equal
+recall: the share of the held-out comments a moderator would read, highest score first, to catch
+as many of their toxic ones as the starting model did (what a site gets by pinning its threshold
+there).
 """
 
 import argparse
@@ -38,6 +42,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,10 +138,19 @@ def fresh_registry(folder: Path, model: Path) -> Registry:
     return registry
 
 
-def toxic_metrics(scorer, frame: pd.DataFrame) -> dict:
-    """label_metrics of the toxic score on rows without article or thread, as the corpora come."""
+def toxic_metrics(scorer, frame: pd.DataFrame, recall: float | None = None) -> dict:
+    """label_metrics of the toxic score on rows without article or thread, as the corpora come, and the share to read at `recall`."""
     probabilities = scorer.pipelines["toxic"].predict_proba(training.examples(frame))[:, 1]
-    return label_metrics(frame["toxic"], probabilities, scorer.policy.thresholds["toxic"].review)
+    metrics = label_metrics(frame["toxic"], probabilities, scorer.policy.thresholds["toxic"].review)
+    held = metrics["recall"] if recall is None else recall
+    return {**metrics, "read_at_recall": share_to_read(frame["toxic"].to_numpy(), probabilities, held)}
+
+
+def share_to_read(targets: np.ndarray, probabilities: np.ndarray, recall: float) -> float:
+    """The least share of rows, read from the highest score down, that holds `recall` of the toxic ones: the workload at that recall."""
+    ranked = targets[np.argsort(-probabilities, kind="stable")]
+    needed = np.ceil(recall * ranked.sum() - 1e-9)
+    return float((np.searchsorted(np.cumsum(ranked), needed) + 1) / len(ranked))
 
 
 def failed_checks(registry: Registry, version: str) -> list[str]:
@@ -200,7 +214,7 @@ def figures(counts: dict) -> dict:
 def header() -> str:
     """The weekly table's column names."""
     return (f"{'week':>4} {'model':<17} {'comments':>8} {'toxic':>5} {'recall':>6} {'prec':>6} {'read':>6} "
-            f"{'(toxic flag / off-topic only / QA)':>34} {'overr':>6} {'AUC':>6} {'h.rec':>6} {'h.prec':>6} {'h.flag':>6} "
+            f"{'(toxic flag / off-topic only / QA)':>34} {'overr':>6} {'AUC':>6} {'h.rec':>6} {'h.prec':>6} {'h.flag':>6} {'h.read@r0':>9} "
             f"{'cand.AUC':>8} {'recent PR-AUC':>13}  refresh")
 
 
@@ -212,6 +226,7 @@ def line(week: int, version: str, counts: dict, shares: dict, held: dict, candid
     return (f"{week:>4} {version:<17} {counts['comments']:>8} {counts['toxic']:>5} {shares['recall']:>6.3f} "
             f"{shares['precision']:>6.3f} {shares['read']:>6.3f} {reasons:>34} {shares['override']:>6.3f} "
             f"{held['roc_auc']:>6.3f} {held['recall']:>6.3f} {held['precision']:>6.3f} {flagged_share(held):>6.3f} "
+            f"{held['read_at_recall']:>9.3f} "
             f"{candidate_auc:>8.3f} {recent_pr_auc(outcome):>13}  {verdict}")
 
 
@@ -242,7 +257,10 @@ def write_plot(path: Path, weeks: list[dict], start_auc: float, final_auc: float
         axis.plot(numbers, [week[key] for week in weeks], marker="o", label="the week's comments")
         if f"held_{key}" in weeks[0]:
             axis.plot(numbers, [week[f"held_{key}"] for week in weeks], marker="x", linestyle="--", label="held-out conversations")
-            axis.legend(fontsize=8)
+        if key == "read":
+            axis.plot(numbers, [week["held_read_at_recall"] for week in weeks], marker="s", linestyle=":",
+                      label="held-out, at the starting recall")
+        axis.legend(fontsize=8)
         axis.set(title=title, xlabel="week", ylim=(0, 1), xticks=numbers)
     axis = axes[-1]
     axis.plot([0, *numbers], [start_auc, *(week["auc"] for week in weeks[1:]), final_auc], marker="o", label="active model")
@@ -298,10 +316,10 @@ def main() -> None:
             settings.pin_thresholds(session, {"off_topic": LabelThresholds(1.0)})
             session.commit()
             for week in range(weeks):
-                start = FIRST_WEEK + WEEK * week
-                counts = replay_week(session, scorer, moderator, stream.iloc[week * per_week:(week + 1) * per_week], start)
-                during = toxic_metrics(scorer, held)
-                outcome = refresh.refresh(database, registry, data_paths=[DATA], now=start + WEEK, progress=progress)
+                monday = FIRST_WEEK + WEEK * week
+                counts = replay_week(session, scorer, moderator, stream.iloc[week * per_week:(week + 1) * per_week], monday)
+                during = toxic_metrics(scorer, held, start["recall"])
+                outcome = refresh.refresh(database, registry, data_paths=[DATA], now=monday + WEEK, progress=progress)
                 candidate_auc = toxic_metrics(registry.load(outcome.version), held)["roc_auc"]
                 shares = figures(counts)
                 print(line(week + 1, scorer.version, counts, shares, during, candidate_auc, outcome), flush=True)
@@ -309,15 +327,17 @@ def main() -> None:
                     print(f"{'':>9}{reason}", flush=True)
                 results.append({"week": week + 1, **shares, "auc": during["roc_auc"], "held_recall": during["recall"],
                                 "held_precision": during["precision"], "held_read": flagged_share(during),
+                                "held_read_at_recall": during["read_at_recall"],
                                 "candidate_auc": candidate_auc, "promoted": outcome.promoted})
                 scorer = registry.load()
-        final = toxic_metrics(scorer, held)
+        final = toxic_metrics(scorer, held, start["recall"])
         final_auc = final["roc_auc"]
         promotions = sum(week["promoted"] for week in results)
         print(f"after {weeks} weeks: active model {scorer.version} ({promotions} of {weeks} refreshes promoted); on the held-out "
               f"conversations, start -> end: ROC-AUC {start_auc:.3f} -> {final_auc:.3f}, recall {start['recall']:.3f} -> "
               f"{final['recall']:.3f}, precision {start['precision']:.3f} -> {final['precision']:.3f}, flagged "
-              f"{flagged_share(start):.3f} -> {flagged_share(final):.3f}")
+              f"{flagged_share(start):.3f} -> {flagged_share(final):.3f}; to hold the starting recall, share to read "
+              f"{start['read_at_recall']:.3f} -> {final['read_at_recall']:.3f}")
     if args.plot:
         write_plot(args.plot, results, start_auc, final_auc)
         print(f"wrote {args.plot}")

@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import re
+from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,9 +158,9 @@ def _read_delimited(path: Path, content: str, delimiter: str) -> pd.DataFrame:
     return pd.DataFrame(body, columns=header, dtype=object)
 
 
-def json_records(path: Path, content: str):
+def json_records(path: Path, lines: Iterable[str]):
     """(line number, object) of each JSON line, blank lines skipped; a line that is not a JSON object is refused by its number."""
-    for number, line in enumerate(content.splitlines(), start=1):
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
@@ -174,7 +175,7 @@ def json_records(path: Path, content: str):
 def _read_jsonl(path: Path, content: str) -> pd.DataFrame:
     """Parse JSON lines, one object per line."""
     records = [{key: "" if value is None else str(value) for key, value in record.items()}
-               for _, record in json_records(path, content)]
+               for _, record in json_records(path, content.splitlines())]
     if not records:
         raise DataError(f"{path}: the file is empty")
     columns = list(dict.fromkeys(key for record in records for key in record))

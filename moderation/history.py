@@ -9,9 +9,10 @@ one in a public corpus's format (MLMA, FTR, Davidson, ...) is read by `corpora`,
 
 import csv
 import hashlib
-import io
+import itertools
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,35 +105,49 @@ class Imported:
 
 
 def read(path: Path) -> History:
-    """A history file read and checked whole; DataError names the first bad line."""
+    """A history file read and checked whole, a line at a time; DataError names the first bad line."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file (import takes one CSV, TSV or JSON-lines file)")
-    raw = path.read_bytes()
-    digest = hashlib.sha256(raw).hexdigest()
+    with path.open("rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        handle.seek(0)
+        first = handle.readline()
     delimiter = None if path.suffix.lower() == ".jsonl" else "\t" if path.suffix.lower() == ".tsv" else ","
-    kind = _header_format(raw, delimiter)
+    kind = _header_format(first, delimiter)
     if kind == "checks":
         raise DataError(f"{path}: a check list (text, label, expect) is not a site's history; train and refresh read it from data/")
     if kind not in ("canonical", None):
         return _from_corpus(path, digest, kind)
     try:
-        content = raw.decode("utf-8-sig")
+        with path.open(encoding="utf-8-sig", newline="" if delimiter else None) as handle:
+            records = _json_records(path, handle) if delimiter is None else _delimited_records(path, handle, delimiter)
+            opening = next(records, None)
+            if opening is None:
+                raise DataError(f"{path}: the file holds no comments")
+            if "text" not in opening[1]:
+                raise DataError(f"{path}: columns not recognised; a site's history needs 'text' with 'toxic'/'off_topic' labels "
+                                f"or a 'decision' (or 'status') column; also read: {corpora.FORMAT_HELP}")
+            rows = [_row(path, line, record) for line, record in itertools.chain([opening], records)]
+    except UnicodeDecodeError:
+        raise DataError(_not_utf8(path)) from None
+    return History(path, digest, HISTORY_FORMAT, rows)
+
+
+def _not_utf8(path: Path) -> str:
+    """Which line of a file holds its first byte that is not UTF-8 (read whole: only when the file is refused)."""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = raw[:error.start].count(b"\n") + 1
-        raise DataError(f"{path}: line {line} is not UTF-8 text (byte 0x{raw[error.start]:02x})") from None
-    records = list(_json_records(path, content) if delimiter is None else _delimited_records(path, content, delimiter))
-    if not records:
-        raise DataError(f"{path}: the file holds no comments")
-    if "text" not in records[0][1]:
-        raise DataError(f"{path}: columns not recognised; a site's history needs 'text' with 'toxic'/'off_topic' labels or a "
-                        f"'decision' (or 'status') column; also read: {corpora.FORMAT_HELP}")
-    return History(path, digest, HISTORY_FORMAT, [_row(path, line, record) for line, record in records])
+        return f"{path}: line {line} is not UTF-8 text (byte 0x{raw[error.start]:02x})"
+    return f"{path}: is not UTF-8 text"
 
 
-def _header_format(raw: bytes, delimiter: str | None) -> str | None:
+def _header_format(line: bytes, delimiter: str | None) -> str | None:
     """The corpora format the file's first record names (None when it names none, or is JSON with no 'text')."""
-    first = raw.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").strip()
+    first = line.decode("utf-8-sig", errors="replace").strip()
     if delimiter is None:
         try:
             columns = json.loads(first)
@@ -184,9 +199,9 @@ def exported(session: Session, since: datetime | None = None):
                "author": {"id": comment.author_id, "name": comment.author_name}}
 
 
-def _delimited_records(path: Path, content: str, delimiter: str):
+def _delimited_records(path: Path, lines: Iterable[str], delimiter: str):
     """(first line, {column: value}) of each CSV/TSV record; a ragged or broken record is refused by its line."""
-    reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter, strict=True)
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
     header, line = None, 1
     try:
         for row in reader:
@@ -203,9 +218,9 @@ def _delimited_records(path: Path, content: str, delimiter: str):
         raise DataError(f"{path}: line {line} is not valid {'TSV' if delimiter == chr(9) else 'CSV'} ({error})") from None
 
 
-def _json_records(path: Path, content: str):
+def _json_records(path: Path, lines: Iterable[str]):
     """(line, {field: value}) of each JSON line, field names compared without case or surrounding space."""
-    for number, record in corpora.json_records(path, content):
+    for number, record in corpora.json_records(path, lines):
         yield number, {key.strip().lower(): value for key, value in record.items()}
 
 

@@ -76,6 +76,15 @@ def test_decisions_become_labels_as_a_moderator_meant_them(database, database_ur
     assert [row.line for row in rows.values()] == [1, 2, 3, 4, 5]
 
 
+
+def test_a_json_line_is_split_only_at_its_newline(database, database_url, tmp_path, monkeypatch):
+    texts = ["Deux paragraphes\u2028dans un seul commentaire", "un autre\u2029avec un séparateur", "le dernier\x85ici"]
+    path = tmp_path / "separators.jsonl"
+    path.write_text("".join(json.dumps({"text": text, "toxic": 0}, ensure_ascii=False) + "\n" for text in texts), encoding="utf-8")
+    result = run_import(path, database_url, tmp_path, monkeypatch)
+    assert result.returncode == 0, result.stderr.decode()
+    assert [(row.line, row.text) for row in stored(database)] == [(1, texts[0]), (2, texts[1]), (3, texts[2])]
+
 BAD_FILES = [
     ("labels.csv", 'text,toxic,off_topic\n"deux\nlignes",1,0\nbien,0,0\nmal,2,0\n'.encode(), "line 5: 'toxic' must be one of"),
     ("ragged.csv", b"text,toxic\nun,1\ndeux,0,1\n", "line 3 has 3 fields"),
