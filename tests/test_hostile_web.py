@@ -136,7 +136,8 @@ def test_an_id_too_large_for_the_database_is_not_found_not_a_server_error(site_a
         response = client.get(path)
     else:
         response = post(client, path, {"action": "approve", "premoderated": "on"})
-    assert response.status_code < 500
+    assert response.status_code == 404
+    assert "rien à cette adresse" in response.get_data(as_text=True), "ada reads the site in French"
 
 
 # Redirects stay on the site -------------------------------------------------------------------------------------------

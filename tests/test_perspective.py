@@ -201,8 +201,11 @@ def test_a_score_threshold_leaves_out_what_is_below_it(api):
 ])
 def test_french_and_english_in_any_regional_form_are_scored(api, text, languages, detected):
     status, answer = api.analyze(request(text, languages=languages))
-    assert status == 200 and summary(answer) >= 0
+    assert status == 200
     assert answer["languages"] == (languages or [detected]) and answer["detectedLanguages"] == [detected]
+    _, unnamed = api.analyze(request(text))
+    assert summary(answer) == summary(unnamed), "naming the language, in any regional form, does not change the score"
+    assert (summary(answer) > 0.5) == (text != OPINION), "the insult is toxic and the opinion is not"
 
 
 def test_an_unsupported_language_gets_perspectives_error_unless_the_client_drops_it(api):
