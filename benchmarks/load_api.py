@@ -373,9 +373,10 @@ def webhook_receiver(port: int):
 
 
 def server_environment(url: str, models_dir: Path, coral_secret: str) -> dict:
-    """The environment of every server process: this one's (MODERATION_SECRET_KEY included) plus the database, models and Coral secret."""
+    """The environment of every server process: this one's (MODERATION_SECRET_KEY included) plus the database, models and Coral
+    secret, and webhooks allowed to the receiver on 127.0.0.1."""
     return dict(os.environ, MODERATION_DATABASE_URL=url, MODERATION_MODELS_DIR=str(models_dir.resolve()),
-                MODERATION_CORAL_SECRET=coral_secret)
+                MODERATION_CORAL_SECRET=coral_secret, MODERATION_WEBHOOK_ALLOW_PRIVATE="1")
 
 
 def gunicorn_command(port: int, workers: int, threads: int | None) -> list[str]:

@@ -22,6 +22,7 @@ from sqlalchemy import Integer, String, Text, bindparam, cast, func, insert, lit
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from . import destinations
 from .admin.models import ApiClient, Delivery, DeliveryAttempt
 from .database import Database, UTCDateTime, utcnow
 
@@ -205,7 +206,9 @@ class Connections:
         if key not in self.open:
             if parts.scheme not in CONNECTIONS or not parts.hostname:
                 raise ValueError("not an http(s) URL")
-            self.open[key] = CONNECTIONS[parts.scheme](parts.hostname, parts.port, timeout=TIMEOUT_SECONDS)
+            connection = CONNECTIONS[parts.scheme](parts.hostname, parts.port, timeout=TIMEOUT_SECONDS)
+            connection._create_connection = destinations.connect  # every (re)connection checks the address it reaches
+            self.open[key] = connection
         return self.open[key]
 
 

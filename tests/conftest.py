@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from moderation.destinations import ALLOW_PRIVATE
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 SEED = SHARED / "seed" / "000_63fa037eb8ff925a.txt"
@@ -22,10 +24,15 @@ TEST_KEY = "test-signing-key"
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_environment(tmp_path_factory):
-    """Never touch the project's models/ or instance/ key: every test works in temporary folders."""
-    saved = {name: os.environ.get(name) for name in ("MODERATION_MODELS_DIR", "MODERATION_SECRET_KEY")}
+    """Never touch the project's models/ or instance/ key: every test works in temporary folders.
+
+    The tests' webhook receivers listen on 127.0.0.1, so private addresses are allowed here; the
+    tests of the refusal take that back.
+    """
+    saved = {name: os.environ.get(name) for name in ("MODERATION_MODELS_DIR", "MODERATION_SECRET_KEY", ALLOW_PRIVATE)}
     os.environ["MODERATION_MODELS_DIR"] = str(tmp_path_factory.mktemp("unused-models"))
     os.environ["MODERATION_SECRET_KEY"] = TEST_KEY
+    os.environ[ALLOW_PRIVATE] = "1"
     yield
     for name, value in saved.items():
         if value is None:

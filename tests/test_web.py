@@ -7,7 +7,9 @@ import pytest
 from sqlalchemy import select
 
 from moderation import settings
+from moderation.admin.models import ApiClient
 from moderation.comments.models import Article, Comment, Decision
+from moderation.destinations import ALLOW_PRIVATE
 from moderation.receiving import receive_comment
 from moderation.service import set_premoderation
 
@@ -345,6 +347,22 @@ def test_an_admin_creates_an_api_client_sees_its_key_once_and_revokes_it(client,
     post(client, f"/admin/clients/{client_id}", {"action": "revoke"}, token_from=f"/admin/clients/{client_id}")
     assert "révoqué" in text_of(client.get("/admin/clients"))
 
+
+
+def test_an_admin_cannot_point_a_webhook_at_the_servers_own_network(client, app, monkeypatch):
+    monkeypatch.delenv(ALLOW_PRIVATE)
+    login(client, "ada")
+    refused = text_of(post(client, "/admin/clients", {"name": "probe", "webhook_url": "http://169.254.169.254/latest/meta-data/"},
+                        follow_redirects=True))
+    assert "169.254.169.254 is a link-local address" in refused and "pal_" not in refused
+    post(client, "/admin/clients", {"name": "site", "webhook_url": "https://site.example/h"})
+    with app.extensions["palabre.database"].session() as session:
+        site = session.scalars(select(ApiClient)).one()
+    page = text_of(post(client, f"/admin/clients/{site.id}", {"webhook_url": "http://127.0.0.1:6379/"},
+                        token_from=f"/admin/clients/{site.id}", follow_redirects=True))
+    assert "127.0.0.1 is a loopback address" in page
+    with app.extensions["palabre.database"].session() as session:
+        assert session.get(ApiClient, site.id).webhook_url == "https://site.example/h", "the refused URL was not saved"
 
 def test_metrics_count_comments_decisions_and_name_the_model(client, site, scorer):
     text = client.get("/metrics").get_data(as_text=True)

@@ -16,8 +16,10 @@ from moderation import settings, webhooks
 from moderation.admin.models import ApiClient, Delivery, DeliveryAttempt
 from moderation.api.clients import create_client
 from moderation.database import utcnow
+from moderation.destinations import ALLOW_PRIVATE
 from moderation.receiving import receive_comment
 from moderation.service import decide
+from moderation.validation import InputError
 from moderation.webhooks import Connections, deliver_due, payload, run
 
 from .conftest import add_user, incoming
@@ -292,3 +294,38 @@ def test_a_client_whose_webhook_url_was_removed_gets_failed_attempts_and_others_
     failed = [delivery for delivery in deliveries(session) if delivery.client_id == gone.id]
     assert [(delivery.attempts, delivery.delivered_at) for delivery in failed] == [(1, None)]
     assert "not an http(s) URL" in failed[0].last_error
+
+
+@pytest.mark.parametrize("url, kind", [
+    ("http://127.0.0.1:8080/hooks", "loopback"), ("http://169.254.169.254/latest/meta-data/", "link-local"),
+    ("https://10.0.0.7/hooks", "private"), ("http://192.168.1.20/hooks", "private"), ("http://[::1]/hooks", "loopback"),
+    ("http://[::ffff:127.0.0.1]/hooks", "loopback"), ("http://localhost:9/hooks", "loopback"),
+])
+def test_a_webhook_url_reaching_into_the_servers_network_is_refused_when_saved(session, monkeypatch, url, kind):
+    monkeypatch.delenv(ALLOW_PRIVATE)
+    with pytest.raises(InputError, match=f"is a {kind} address; webhooks go to public addresses only"):
+        create_client(session, "site", url)
+    assert session.scalar(select(func.count()).select_from(ApiClient)) == 0
+    monkeypatch.setenv(ALLOW_PRIVATE, "1")
+    assert create_client(session, "site", url)[0].webhook_url == url, f"{ALLOW_PRIVATE}=1 allows it"
+
+
+def test_a_public_address_and_a_name_that_does_not_resolve_yet_are_accepted(session, monkeypatch):
+    monkeypatch.delenv(ALLOW_PRIVATE)
+    assert create_client(session, "public", "https://93.184.215.14/hooks")[0].webhook_url == "https://93.184.215.14/hooks"
+    assert create_client(session, "later", "https://hooks.site.invalid/h")[0].webhook_url == "https://hooks.site.invalid/h"
+
+
+def test_each_send_checks_the_address_again_and_a_private_one_is_a_failed_attempt(database, session, scorer, no_sample, receiver,
+                                                                                 monkeypatch):
+    create_client(session, "site", receiver.url)  # saved while private addresses were allowed
+    receive_comment(session, scorer, incoming("c1", OPINION))
+    monkeypatch.delenv(ALLOW_PRIVATE)
+    assert deliver_due(database) == 0 and receiver.received == []
+    [delivery] = deliveries(session)
+    assert delivery.attempts == 1 and delivery.delivered_at is None
+    assert "127.0.0.1 is a loopback address" in delivery.last_error
+    monkeypatch.setenv(ALLOW_PRIVATE, "1")
+    session.get(Delivery, delivery.id).next_attempt_at = utcnow()
+    session.commit()
+    assert deliver_due(database) == 1 and len(receiver.received) == 1, "the event waits and goes once allowed"

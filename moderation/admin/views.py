@@ -14,6 +14,7 @@ from ..auth import throttle
 from ..auth.models import ADMIN, LANGUAGES, ROLES, User, username_problem
 from ..comments.models import Article
 from ..database import utcnow
+from ..destinations import check_url
 from ..integrations.coral import environment_secrets, forget_admin_secrets
 from ..policy import LabelThresholds
 from ..registry import NoModelError
@@ -283,10 +284,11 @@ def client(client_id):
             flash(_("The key of %(name)s is revoked: its requests are refused from now on.", name=found.name), "info")
         else:
             url = request.form.get("webhook_url", "").strip() or None
-            if url is not None and not url.startswith(("https://", "http://")):
-                flash(_("A webhook URL starts with https:// or http://."), "error")
+            try:
+                found.webhook_url = url and check_url(url)
+            except InputError as error:
+                flash(str(error), "error")
             else:
-                found.webhook_url = url
                 db().commit()
                 flash(_("Saved."), "info")
         return redirect(url_for("admin.client", client_id=found.id))

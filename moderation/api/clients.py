@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from ..admin.models import ApiClient
 from ..database import Database, utcnow
+from ..destinations import check_url
 from ..validation import InputError
 
 KEY_PREFIX = "pal_"
@@ -39,8 +40,8 @@ def create_client(session: Session, name: str, webhook_url: str | None = None) -
     name = (name or "").strip()
     if not name or len(name) > 120 or not name.isprintable():
         raise InputError("a client name is 1 to 120 visible characters", "name")
-    if webhook_url is not None and not webhook_url.startswith(("https://", "http://")):
-        raise InputError("the webhook URL must start with https:// or http://", "webhook_url")
+    if webhook_url is not None:
+        webhook_url = check_url(webhook_url)
     if session.scalar(select(ApiClient).where(ApiClient.name == name)) is not None:
         raise InputError(f"a client named {name!r} exists already", "name")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
