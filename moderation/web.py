@@ -1,6 +1,7 @@
 """What every page shares: the request's database session, the serving scorer, login, language and safety headers."""
 
 import hmac
+import logging
 from functools import wraps
 from urllib.parse import urlsplit
 
@@ -11,7 +12,9 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
+from werkzeug.exceptions import ServiceUnavailable
 
 from .api.errors import error_response, http_error_response
 from .api.limits import RateLimiter
@@ -34,6 +37,7 @@ ERROR_MESSAGES = {
     404: _l("There is nothing at this address."),
     405: _l("This address does not accept that kind of request."),
     413: _l("What was sent is too large."),
+    503: _l("The database cannot be reached right now. Nothing was lost: try again in a few seconds."),
     500: _l("Something went wrong on our side. Nothing you sent was lost: try again, and tell an admin if it happens again."),
 }
 
@@ -43,11 +47,13 @@ TERM_NAMES = {
 }
 
 MAX_PAGE = 10_000
+RETRY_AFTER_SECONDS = 5
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")  # the bodies Flask reads as a form
 API_PREFIXES = ("/api/", "/v1alpha1/", "/integrations/", "/$discovery/")
 ANSWER_STAGES = {"/api/": "answer api", "/integrations/": "answer integrations", "/v1alpha1/": "answer perspective",
                  "/$discovery/": "answer perspective"}
 
+logger = logging.getLogger(__name__)
 login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()
@@ -80,6 +86,8 @@ def init_app(app) -> None:
     app.after_request(_security_headers)
     for code in ERROR_MESSAGES:
         app.register_error_handler(code, _error_page)
+    app.register_error_handler(OperationalError, _database_unavailable)
+    app.register_error_handler(InterfaceError, _database_unavailable)
     app.jinja_env.filters.update(
         label_name=label_name, term_name=term_name, flagged_only=flagged_only,
         dict_with=lambda args, **changes: {**args, **changes},
@@ -230,6 +238,24 @@ def _error_page(error):
     if isinstance(error, CSRFError):
         message = _("This form has expired (its security token is missing or too old). Reload the page and try again.")
     return _error_page_for(code, message)
+
+
+def _database_unavailable(error):
+    """The database went away (restarted, unreachable, locked): 503 with Retry-After on every surface, never a 500.
+
+    A comment whose commit was cut off may or may not be stored; sent again with the same id and
+    text it is answered from what is stored, never stored twice.
+    """
+    logger.warning("database unavailable, answered 503: %s", type(getattr(error, "orig", None) or error).__name__)
+    if request.path.startswith(("/api/", "/integrations/")):
+        response = error_response(503, "database_unavailable", "the database cannot be reached right now; retry in "
+                                  f"{RETRY_AFTER_SECONDS} s with the same request (a comment sent again is never stored twice)")
+    elif is_api_request():
+        response = current_app.handle_http_exception(ServiceUnavailable())
+    else:
+        response = current_app.make_response(_error_page_for(503, str(ERROR_MESSAGES[503])))
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 def _error_page_for(code: int, message: str):
