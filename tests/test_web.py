@@ -145,6 +145,14 @@ def test_session_cookie_is_httponly_and_samesite_and_pages_forbid_inline_scripts
     assert "script-src 'self'" in client.get("/queue").headers["Content-Security-Policy"]
 
 
+
+def test_browsers_are_told_to_stay_on_https_only_when_the_site_is_served_over_it(client, app):
+    assert "Strict-Transport-Security" not in client.get("/login").headers, "plain HTTP: a header browsers would ignore"
+    secure = client.get("/login", base_url="https://palabre.example")
+    assert secure.headers["Strict-Transport-Security"] == "max-age=15552000"
+    app.config["SESSION_COOKIE_SECURE"] = True  # MODERATION_SECURE_COOKIES=1: TLS ends at a proxy in front
+    assert client.get("/login").headers["Strict-Transport-Security"] == "max-age=15552000"
+
 def test_the_queue_shows_waiting_comments_with_highlights_and_not_published_ones(client, site):
     login(client, "mona")
     page = client.get("/queue").get_data(as_text=True)
