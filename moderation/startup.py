@@ -58,6 +58,7 @@ def run(app) -> None:
     from waitress import create_server
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # a line per migration and plugin tells a newcomer nothing
     password = prepare(app)
     server = create_server(app, host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", "5000")),
                            threads=8, ident="palabre")

@@ -81,6 +81,7 @@ def test_first_run_trains_the_model_loads_the_demo_and_prints_the_admin_password
                             "MODERATION_MODELS_DIR": str(tmp_path / "models"), "PORT": str(port)})
     assert any("training the default model" in line for line in lines)
     assert any(line.endswith("demo: 1500 comments loaded") for line in lines)
+    assert not [line for line in lines if "alembic" in line or "upgrade" in line], "the migrations run without chatter"
     check_running_install(process, lines, port)
 
 
