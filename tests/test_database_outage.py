@@ -9,7 +9,7 @@ import http.client
 import json
 import os
 import socket
-import threading
+import sys
 import time
 
 import pytest
@@ -19,67 +19,13 @@ from sqlalchemy.engine import make_url
 from moderation import create_app
 from moderation.api.clients import VERIFIED_SECONDS
 
-from .conftest import TEST_KEY, csrf_token, gunicorn_serving
+from .conftest import ROOT, TEST_KEY, csrf_token, gunicorn_serving
 from .test_timings import ARTICLE, keyed_database
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from relay import Relay  # noqa: E402  (shared with benchmarks/faults.py)
+
 BACK_WITHIN_SECONDS = 15
-
-
-class Relay:
-    """A TCP relay to `target` that can be cut (open connections dropped, new ones refused) and restored on the same port."""
-
-    def __init__(self, target: tuple[str, int]):
-        self.target = target
-        self.port = 0
-        self.open: list[socket.socket] = []
-        self.lock = threading.Lock()
-        self.restore()
-
-    def restore(self) -> None:
-        """Listen again: new connections reach the target."""
-        self.listener = socket.create_server(("127.0.0.1", self.port))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
-
-    def cut(self) -> None:
-        """Drop every open connection and refuse new ones."""
-        self.listener.shutdown(socket.SHUT_RDWR)
-        self.listener.close()
-        with self.lock:
-            for end in self.open:
-                _close(end)
-            self.open.clear()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-                server = socket.create_connection(self.target)
-            except OSError:
-                return
-            with self.lock:
-                self.open += [client, server]
-            for source, sink in ((client, server), (server, client)):
-                threading.Thread(target=_pipe, args=(source, sink), daemon=True).start()
-
-
-def _pipe(source: socket.socket, sink: socket.socket) -> None:
-    try:
-        while data := source.recv(65536):
-            sink.sendall(data)
-    except OSError:
-        pass
-    finally:
-        _close(source)
-        _close(sink)
-
-
-def _close(end: socket.socket) -> None:
-    try:
-        end.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    end.close()
 
 
 def send(base: str, path: str, body: dict, headers: dict) -> tuple[int, dict, http.client.HTTPMessage]:
