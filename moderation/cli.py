@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from . import corpora, history, refresh, schedule, webhooks
 from .api.clients import create_client
-from .auth.models import MIN_PASSWORD, MODERATOR, ROLES, User, username_problem
+from .auth.models import MIN_PASSWORD, MODERATOR, ROLES, User, canonical_username, username_problem
 from .build import DEFAULT_CHECKS, Progress, build
 from .corpora import LABELS, DataError
 from .database import Database, utcnow
@@ -273,7 +273,7 @@ def create_user_command(name, role, password_stdin):
     database = Database()
     database.upgrade()
     with database.session() as session:
-        if session.scalar(select(User).where(User.username == name)) is not None:
+        if session.scalar(select(User).where(User.username == canonical_username(name))) is not None:
             raise click.ClickException(f"the username {name!r} is taken")
         user = User(username=name, role=role)
         user.set_password(password)

@@ -9,6 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 import werkzeug.security
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import IntegrityError
 
 from moderation import create_app
 from moderation.database import Database
@@ -171,3 +173,39 @@ def test_logging_in_renews_the_session_so_a_planted_csrf_token_stops_working(ser
     assert renewed != planted
     assert "Log out" in browser.http.get(server.url + "/queue", timeout=30).text, "the language chosen before is kept"
     assert browser.post("/language", {"language": "fr", "csrf_token": renewed}).status_code == 302
+
+
+
+def test_a_username_is_one_account_whatever_its_case(server, password_hash):
+    database = server.app.extensions["palabre.database"]
+    with database.session() as session:
+        assert add_user(session, "Awa.Koné", "moderator", password_hash).username == "awa.koné"
+        with pytest.raises(IntegrityError):
+            add_user(session, "AWA.KONÉ", "moderator", password_hash)
+    for typed in ("awa.koné", "AWA.KONÉ", "Awa.Koné"):
+        browser = Browser(server.url)
+        answer = browser.log_in(typed)
+        assert answer.status_code == 302 and answer.headers["Location"].endswith("/queue"), typed
+
+
+@pytest.mark.parametrize("names, folded", [(["Mona", "ADA"], ["ada", "mona"]), (["Mona", "mona"], None)])
+def test_upgrading_folds_existing_usernames_and_refuses_two_that_differ_only_by_case(tmp_path, names, folded):
+    from alembic import command
+
+    from moderation.database import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'before.sqlite3'}"
+    command.upgrade(alembic_config(url), "0005")
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        for name in names:
+            connection.execute(text("INSERT INTO users (username, password_hash, role, active, session_token, failed_logins, "
+                                    "created_at) VALUES (:name, 'x', 'moderator', 1, 'token', 0, '2026-01-01')"), {"name": name})
+    if folded is None:
+        with pytest.raises(RuntimeError, match="differ only by case.*Mona, mona"):
+            command.upgrade(alembic_config(url), "head")
+    else:
+        command.upgrade(alembic_config(url), "head")
+        with engine.connect() as connection:
+            assert sorted(connection.scalars(text("SELECT username FROM users"))) == folded
+    engine.dispose()

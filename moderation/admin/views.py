@@ -70,9 +70,9 @@ def users():
         db().commit()
     except IntegrityError:
         db().rollback()
-        flash(_("The username %(name)s is taken.", name=username), "error")
+        flash(_("The username %(name)s is taken.", name=user.username), "error")
         return redirect(url_for("admin.users"))
-    return users_page(_("Account %(name)s created. Its password, shown only now:", name=username), password)
+    return users_page(_("Account %(name)s created. Its password, shown only now:", name=user.username), password)
 
 
 def users_page(secret_note: str | None = None, secret: str | None = None):

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import throttle
-from .models import User
+from .models import User, canonical_username
 
 DEVICE_COOKIE = "palabre_device"
 DEVICE_LIFETIME = timedelta(days=365)
@@ -43,7 +43,7 @@ class Attempt:
 def authenticate(session: Session, username: str, password: str, address: str | None, device: Device | None,
                  now: datetime) -> Attempt:
     """Count the attempt, then check the password if the account may be tried; forgive its failures when right."""
-    user = session.scalar(select(User).where(User.username == username))
+    user = session.scalar(select(User).where(User.username == canonical_username(username)))
     keys = _keys(username, user, address, device)
     retry_after = throttle.reserve(session, keys, now)
     if user is None or not user.active or retry_after is not None:

@@ -1,11 +1,12 @@
 """Moderators and admins: who may log in, with which role and interface language."""
 
 import secrets
+import unicodedata
 from datetime import datetime
 
 from flask_login import UserMixin
 from sqlalchemy import Boolean, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, validates
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..database import Base, UTCDateTime, utcnow
@@ -15,6 +16,11 @@ ADMIN = "admin"
 ROLES = (MODERATOR, ADMIN)
 LANGUAGES = ("fr", "en")
 MIN_PASSWORD = 10
+
+
+def canonical_username(username: str) -> str:
+    """One form for every way of typing a name (case, compatibility characters): "Mona", "MONA" and "mona" are one account."""
+    return unicodedata.normalize("NFKC", username).casefold()
 
 
 def username_problem(username: str) -> str | None:
@@ -41,6 +47,11 @@ class User(UserMixin, Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @validates("username")
+    def _canonical(self, key: str, username: str) -> str:
+        """Stored in its canonical form, so that no two accounts differ only by case."""
+        return canonical_username(username)
 
     @property
     def is_active(self) -> bool:
