@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from moderation import corpora
 from moderation.splits import HELD_OUT_BATCHES
@@ -322,3 +324,33 @@ def test_create_client_prints_its_key_once_alone_on_the_last_line(tmp_path):
 def test_deliver_once_reports_what_it_sent(tmp_path):
     result = database_cli("deliver", "--once", database_url=f"sqlite:///{tmp_path / 'deliver.sqlite3'}")
     assert result.returncode == 0 and result.stdout.decode().strip() == "delivered 0 webhook events"
+
+
+JSON_VALUE = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+                          lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3),
+                          max_leaves=5)
+COMMENT = st.fixed_dictionaries({"text": st.text(st.characters(codec=None, exclude_categories=()), max_size=80)},
+                                optional={"id": st.text(max_size=10) | st.integers(), "article": JSON_VALUE})
+SCORE_LINE = st.one_of(
+    st.binary(max_size=60),
+    st.builds(lambda comment, ascii_only: json.dumps(comment, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass"),
+              COMMENT, st.booleans()),
+    JSON_VALUE.map(lambda value: json.dumps(value).encode()),
+).map(lambda line: line.replace(b"\n", b" "))
+
+
+@given(lines=st.lists(SCORE_LINE, min_size=1, max_size=25))
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True)
+def test_any_input_to_score_gets_one_answer_per_line_in_order_and_never_a_crash(models_dir, lines):
+    result = run_cli("score", models_dir=models_dir, stdin=b"\n".join(lines) + b"\n")
+    assert result.returncode == 0 and b"Traceback" not in result.stderr, result.stderr.decode()[-2000:]
+    output = json_lines(result.stdout)
+    assert len(output) == len(lines)
+    for line, record in zip(lines, output):
+        assert "toxic" in record or record.get("error"), (line, record)
+        try:
+            sent = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(sent, dict) and isinstance(sent.get("id"), str | int) and not isinstance(sent.get("id"), bool):
+            assert record["id"] == sent["id"], (line, record)
