@@ -305,6 +305,7 @@ def test_question_mark_shows_and_hides_the_shortcuts(page):
     log_in(page)
     help_dialog = page.locator("dialog#help")
     expect(help_dialog).to_be_hidden()
+    expect(rows(page).first).to_have_class(has_class("selected"))  # the queue's script is listening
     page.keyboard.press("?")
     expect(help_dialog).to_be_visible()
     expect(help_dialog.locator("kbd", has_text="j").first).to_be_visible()
