@@ -35,7 +35,7 @@ def refusal(address: str) -> str | None:
     if private_allowed() or (ip.is_global and not ip.is_multicast):
         return None
     kind = ("loopback" if ip.is_loopback else "link-local" if ip.is_link_local else "private" if ip.is_private
-            else "multicast" if ip.is_multicast else "not public")
+            else "multicast" if ip.is_multicast else "non-public")
     return f"{address} is a {kind} address; webhooks go to public addresses only (set {ALLOW_PRIVATE}=1 to allow it)"
 
 
